@@ -1,0 +1,355 @@
+/**
+ * Frame layouts of the native protocol, version 1 — the byte-level truth behind `docs/protocol.md`.
+ *
+ * Every frame is `u32 length (big-endian) | u8 type | body`, where `length` counts the type byte and the
+ * body. Control frames carry `u32 request id | UTF-8 JSON object`; PUB and MSG are binary so that the hot
+ * path does no JSON at all when a message has no metadata. Only `Uint8Array`/`DataView` are used so the
+ * same code runs in browsers.
+ */
+import { MessagingError, type WireError } from './errors.ts';
+
+export const PROTOCOL_VERSION = 1;
+
+export const FrameType = {
+  HELLO: 0x01,
+  WELCOME: 0x02,
+  PING: 0x03,
+  PONG: 0x04,
+  OK: 0x05,
+  ERR: 0x06,
+  SUB: 0x07,
+  UNSUB: 0x08,
+  CMD: 0x09,
+  PUB: 0x10,
+  MSG: 0x11,
+} as const;
+export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
+
+const FRAME_NAMES = new Map<number, string>(Object.entries(FrameType).map(([k, v]) => [v, k]));
+export function frameTypeName(type: number): string {
+  return FRAME_NAMES.get(type) ?? `0x${type.toString(16).padStart(2, '0')}`;
+}
+
+/** PUB flag: deliver to exactly one matching subscription and answer `no_responders` when none matches. */
+export const PUB_FLAG_REQUEST = 0x01;
+
+/** Bytes of a frame before its body: length prefix and type byte. */
+export const FRAME_HEADER_BYTES = 5;
+/** Room a frame may use beyond the payload for topic, reply and metadata. */
+export const FRAME_OVERHEAD_ALLOWANCE = 64 * 1024;
+
+/** Message metadata carried as JSON beside the payload; absent fields cost nothing on the wire. */
+export interface MessageMeta {
+  id?: string;
+  headers?: Record<string, string>;
+  /** 0 (lowest) … 5 (critical); 2 when absent. */
+  priority?: number;
+  ttl_ms?: number;
+  correlation_id?: string;
+  type?: string;
+  timestamp?: number;
+  traceparent?: string;
+  /** Epoch milliseconds before which a durable queue must not deliver the message. */
+  deliver_at?: number;
+  /** Set on status messages the server sends to a reply inbox, e.g. `no_responders`. */
+  status?: string;
+  /** A responder's error travelling back to the requester. */
+  error?: WireError;
+  /** Durable deliveries: which queue, delivery tag and attempt number. */
+  queue?: string;
+  delivery_id?: string;
+  delivery_count?: number;
+  seq?: number;
+  [key: string]: unknown;
+}
+
+export interface PubFrame {
+  type: typeof FrameType.PUB;
+  /** Non-zero asks the server to answer OK/ERR with this id (publisher confirm). */
+  reqId: number;
+  flags: number;
+  topic: string;
+  reply: string;
+  meta: MessageMeta | undefined;
+  payload: Uint8Array;
+}
+
+export interface MsgFrame {
+  type: typeof FrameType.MSG;
+  sid: number;
+  flags: number;
+  topic: string;
+  reply: string;
+  meta: MessageMeta | undefined;
+  payload: Uint8Array;
+}
+
+export type ControlType =
+  | typeof FrameType.HELLO
+  | typeof FrameType.WELCOME
+  | typeof FrameType.OK
+  | typeof FrameType.ERR
+  | typeof FrameType.SUB
+  | typeof FrameType.UNSUB
+  | typeof FrameType.CMD;
+
+export interface ControlFrame {
+  type: ControlType;
+  reqId: number;
+  body: Record<string, unknown>;
+}
+
+export interface PingFrame {
+  type: typeof FrameType.PING | typeof FrameType.PONG;
+}
+
+export type Frame = PubFrame | MsgFrame | ControlFrame | PingFrame;
+
+// ---------------------------------------------------------------------------------------------------------
+// UTF-8 helpers. Topics are short and almost always ASCII, so an ASCII fast path avoids TextDecoder's
+// per-call cost on the hot path.
+
+const encoder = new TextEncoder();
+const strictDecoder = new TextDecoder('utf-8', { fatal: true });
+
+export function utf8Encode(text: string): Uint8Array {
+  return encoder.encode(text);
+}
+
+/** Decodes UTF-8, throwing PROTOCOL_ERROR on invalid sequences instead of inventing U+FFFD. */
+export function utf8Decode(bytes: Uint8Array, start: number, end: number): string {
+  if (end - start <= 64) {
+    let ascii = '';
+    let i = start;
+    for (; i < end; i++) {
+      const b = bytes[i]!;
+      if (b >= 0x80) break;
+      ascii += String.fromCharCode(b);
+    }
+    if (i === end) return ascii;
+  }
+  try {
+    return strictDecoder.decode(bytes.subarray(start, end));
+  } catch (err) {
+    throw new MessagingError('PROTOCOL_ERROR', 'string field is not valid UTF-8', { cause: err });
+  }
+}
+
+function utf8Length(text: string): number {
+  let n = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}
+
+function writeUtf8(text: string, out: Uint8Array, offset: number, byteLength: number): void {
+  if (byteLength === text.length) {
+    for (let i = 0; i < text.length; i++) out[offset + i] = text.charCodeAt(i);
+  } else {
+    encoder.encodeInto(text, out.subarray(offset, offset + byteLength));
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Encoding
+
+const EMPTY = new Uint8Array(0);
+
+export function encodeControl(type: ControlType, reqId: number, body: object): Uint8Array {
+  const json = encoder.encode(JSON.stringify(body));
+  const length = 1 + 4 + json.length;
+  const out = new Uint8Array(4 + length);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  view.setUint32(0, length);
+  out[4] = type;
+  view.setUint32(5, reqId >>> 0);
+  out.set(json, 9);
+  return out;
+}
+
+const PING_BYTES = Uint8Array.of(0, 0, 0, 1, FrameType.PING);
+const PONG_BYTES = Uint8Array.of(0, 0, 0, 1, FrameType.PONG);
+export function encodePing(): Uint8Array {
+  return PING_BYTES;
+}
+export function encodePong(): Uint8Array {
+  return PONG_BYTES;
+}
+
+export function encodeError(reqId: number, error: WireError): Uint8Array {
+  return encodeControl(FrameType.ERR, reqId, error);
+}
+
+/**
+ * Encodes PUB (first field = request id) or MSG (first field = subscription id). Both share one layout:
+ * `u32 id | u8 flags | u16 topic | topic | u16 reply | reply | u32 meta | meta JSON | payload`.
+ */
+export function encodeMessage(
+  type: typeof FrameType.PUB | typeof FrameType.MSG,
+  id: number,
+  flags: number,
+  topic: string,
+  reply: string,
+  meta: MessageMeta | undefined,
+  payload: Uint8Array,
+): Uint8Array {
+  const topicLen = utf8Length(topic);
+  const replyLen = reply ? utf8Length(reply) : 0;
+  const metaBytes = meta ? encoder.encode(JSON.stringify(meta)) : EMPTY;
+  if (topicLen > 0xffff || replyLen > 0xffff) {
+    throw new MessagingError('BAD_REQUEST', 'topic and reply must each be shorter than 65536 bytes');
+  }
+  const length = 1 + 4 + 1 + 2 + topicLen + 2 + replyLen + 4 + metaBytes.length + payload.length;
+  const out = new Uint8Array(4 + length);
+  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
+  let o = 0;
+  view.setUint32(o, length);
+  o += 4;
+  out[o++] = type;
+  view.setUint32(o, id >>> 0);
+  o += 4;
+  out[o++] = flags;
+  view.setUint16(o, topicLen);
+  o += 2;
+  writeUtf8(topic, out, o, topicLen);
+  o += topicLen;
+  view.setUint16(o, replyLen);
+  o += 2;
+  if (replyLen) writeUtf8(reply, out, o, replyLen);
+  o += replyLen;
+  view.setUint32(o, metaBytes.length);
+  o += 4;
+  out.set(metaBytes, o);
+  o += metaBytes.length;
+  out.set(payload, o);
+  return out;
+}
+
+export function encodePub(
+  reqId: number,
+  topic: string,
+  payload: Uint8Array,
+  options: { reply?: string; meta?: MessageMeta; flags?: number } = {},
+): Uint8Array {
+  return encodeMessage(FrameType.PUB, reqId, options.flags ?? 0, topic, options.reply ?? '', options.meta, payload);
+}
+
+export function encodeMsg(
+  sid: number,
+  topic: string,
+  payload: Uint8Array,
+  options: { reply?: string; meta?: MessageMeta; flags?: number } = {},
+): Uint8Array {
+  return encodeMessage(FrameType.MSG, sid, options.flags ?? 0, topic, options.reply ?? '', options.meta, payload);
+}
+
+/**
+ * Re-targets an encoded MSG frame at another subscription id in place. Fan-out encodes a message once
+ * and copies it per subscriber, patching only these four bytes.
+ */
+export function setMsgSid(frame: Uint8Array, sid: number): void {
+  frame[5] = (sid >>> 24) & 0xff;
+  frame[6] = (sid >>> 16) & 0xff;
+  frame[7] = (sid >>> 8) & 0xff;
+  frame[8] = sid & 0xff;
+}
+
+// ---------------------------------------------------------------------------------------------------------
+// Decoding of one complete frame body (the parser has already checked the length prefix).
+
+function snippet(bytes: Uint8Array, at: number): string {
+  const from = Math.max(0, at - 8);
+  const part = Array.from(bytes.subarray(from, Math.min(bytes.length, at + 8)), (b) =>
+    b.toString(16).padStart(2, '0'),
+  );
+  return part.join(' ');
+}
+
+function bodyError(type: number, what: string, body: Uint8Array, at: number): MessagingError {
+  return new MessagingError(
+    'PROTOCOL_ERROR',
+    `malformed ${frameTypeName(type)} frame: ${what} (at body offset ${at}, bytes: ${snippet(body, at)})`,
+  );
+}
+
+function decodeJsonObject(type: number, body: Uint8Array, start: number, end: number): Record<string, unknown> {
+  if (start === end) return {};
+  let value: unknown;
+  try {
+    value = JSON.parse(utf8Decode(body, start, end));
+  } catch {
+    throw bodyError(type, 'JSON part does not parse', body, start);
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw bodyError(type, 'JSON part is not an object', body, start);
+  }
+  return value as Record<string, unknown>;
+}
+
+/**
+ * Decodes a frame from its type byte and body. `body` may be a view into a larger buffer; the payload of
+ * PUB/MSG is returned as a view too (no copy), so callers that keep it past the current tick must copy.
+ */
+export function decodeFrame(type: number, body: Uint8Array): Frame {
+  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
+  switch (type) {
+    case FrameType.PING:
+    case FrameType.PONG:
+      if (body.length !== 0) throw bodyError(type, 'PING/PONG must have an empty body', body, 0);
+      return { type };
+    case FrameType.HELLO:
+    case FrameType.WELCOME:
+    case FrameType.OK:
+    case FrameType.ERR:
+    case FrameType.SUB:
+    case FrameType.UNSUB:
+    case FrameType.CMD: {
+      if (body.length < 4) throw bodyError(type, 'missing request id', body, 0);
+      return { type, reqId: view.getUint32(0), body: decodeJsonObject(type, body, 4, body.length) };
+    }
+    case FrameType.PUB:
+    case FrameType.MSG: {
+      let o = 0;
+      const need = (n: number, what: string): void => {
+        if (o + n > body.length) throw bodyError(type, `truncated ${what}`, body, o);
+      };
+      need(7, 'header');
+      const id = view.getUint32(o);
+      o += 4;
+      const flags = body[o++]!;
+      const topicLen = view.getUint16(o);
+      o += 2;
+      need(topicLen, 'topic');
+      const topic = utf8Decode(body, o, o + topicLen);
+      o += topicLen;
+      need(2, 'reply length');
+      const replyLen = view.getUint16(o);
+      o += 2;
+      need(replyLen, 'reply');
+      const reply = replyLen ? utf8Decode(body, o, o + replyLen) : '';
+      o += replyLen;
+      need(4, 'metadata length');
+      const metaLen = view.getUint32(o);
+      o += 4;
+      need(metaLen, 'metadata');
+      const meta = metaLen ? (decodeJsonObject(type, body, o, o + metaLen) as MessageMeta) : undefined;
+      o += metaLen;
+      const payload = body.subarray(o);
+      return type === FrameType.PUB
+        ? { type, reqId: id, flags, topic, reply, meta, payload }
+        : { type, sid: id, flags, topic, reply, meta, payload };
+    }
+    default:
+      throw new MessagingError(
+        'UNKNOWN_FRAME_TYPE',
+        `unknown frame type 0x${type.toString(16).padStart(2, '0')} (this server speaks protocol version ${PROTOCOL_VERSION})`,
+      );
+  }
+}

@@ -1,0 +1,4 @@
+/** The wire protocol: frames, the parser and the error catalogue. The only module the SDK depends on. */
+export * from './errors.ts';
+export * from './frames.ts';
+export { FrameParser } from './parser.ts';
