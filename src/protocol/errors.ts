@@ -95,7 +95,8 @@ export const ERROR_CATALOGUE = {
     http: 400,
     fatal: false,
     retryable: false,
-    description: 'The topic is empty, longer than 255 bytes, has an empty token, or contains whitespace, * or #.',
+    description:
+      'The topic is empty, longer than 255 bytes, has an empty token, or contains whitespace, * or #.',
   },
   INVALID_PATTERN: {
     http: 400,
@@ -232,8 +233,15 @@ export class MessagingError extends Error {
   readonly code: ErrorCode;
   readonly details: Record<string, unknown> | undefined;
 
-  constructor(code: ErrorCode, message?: string, options?: { cause?: unknown; details?: Record<string, unknown> }) {
-    super(message ?? ERROR_CATALOGUE[code].description, options?.cause ? { cause: options.cause } : undefined);
+  constructor(
+    code: ErrorCode,
+    message?: string,
+    options?: { cause?: unknown; details?: Record<string, unknown> },
+  ) {
+    super(
+      message ?? ERROR_CATALOGUE[code].description,
+      options?.cause ? { cause: options.cause } : undefined,
+    );
     this.code = code;
     this.details = options?.details;
     this.name = errorClassName(code);
@@ -252,7 +260,9 @@ export class MessagingError extends Error {
   }
 
   toWire(): WireError {
-    return this.details ? { code: this.code, message: this.message, details: this.details } : { code: this.code, message: this.message };
+    return this.details
+      ? { code: this.code, message: this.message, details: this.details }
+      : { code: this.code, message: this.message };
   }
 }
 
@@ -266,7 +276,16 @@ export class NotFoundError extends MessagingError {}
 export class RateLimitedError extends MessagingError {}
 export class ConnectionClosedError extends MessagingError {}
 
-const SUBCLASS: Partial<Record<ErrorCode, new (code: ErrorCode, message?: string, options?: { cause?: unknown; details?: Record<string, unknown> }) => MessagingError>> = {
+const SUBCLASS: Partial<
+  Record<
+    ErrorCode,
+    new (
+      code: ErrorCode,
+      message?: string,
+      options?: { cause?: unknown; details?: Record<string, unknown> },
+    ) => MessagingError
+  >
+> = {
   PROTOCOL_ERROR: ProtocolError,
   UNKNOWN_FRAME_TYPE: ProtocolError,
   FRAME_TOO_LARGE: ProtocolError,
@@ -305,7 +324,11 @@ export function messagingError(
 }
 
 /** Turns an ERR frame's body back into a typed error; an unknown code becomes INTERNAL, keeping the text. */
-export function errorFromWire(wire: { code?: unknown; message?: unknown; details?: unknown }): MessagingError {
+export function errorFromWire(wire: {
+  code?: unknown;
+  message?: unknown;
+  details?: unknown;
+}): MessagingError {
   const code: ErrorCode = isErrorCode(wire.code) ? wire.code : 'INTERNAL';
   const message = typeof wire.message === 'string' ? wire.message : ERROR_CATALOGUE[code].description;
   const details =

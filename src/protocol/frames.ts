@@ -238,7 +238,15 @@ export function encodePub(
   payload: Uint8Array,
   options: { reply?: string; meta?: MessageMeta; flags?: number } = {},
 ): Uint8Array {
-  return encodeMessage(FrameType.PUB, reqId, options.flags ?? 0, topic, options.reply ?? '', options.meta, payload);
+  return encodeMessage(
+    FrameType.PUB,
+    reqId,
+    options.flags ?? 0,
+    topic,
+    options.reply ?? '',
+    options.meta,
+    payload,
+  );
 }
 
 export function encodeMsg(
@@ -247,7 +255,15 @@ export function encodeMsg(
   payload: Uint8Array,
   options: { reply?: string; meta?: MessageMeta; flags?: number } = {},
 ): Uint8Array {
-  return encodeMessage(FrameType.MSG, sid, options.flags ?? 0, topic, options.reply ?? '', options.meta, payload);
+  return encodeMessage(
+    FrameType.MSG,
+    sid,
+    options.flags ?? 0,
+    topic,
+    options.reply ?? '',
+    options.meta,
+    payload,
+  );
 }
 
 /**
@@ -279,7 +295,12 @@ function bodyError(type: number, what: string, body: Uint8Array, at: number): Me
   );
 }
 
-function decodeJsonObject(type: number, body: Uint8Array, start: number, end: number): Record<string, unknown> {
+function decodeJsonObject(
+  type: number,
+  body: Uint8Array,
+  start: number,
+  end: number,
+): Record<string, unknown> {
   if (start === end) return {};
   let value: unknown;
   try {

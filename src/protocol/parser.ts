@@ -42,7 +42,8 @@ export class FrameParser {
       if (this.state === State.Length) {
         // Fast path: a whole frame lies inside this chunk — decode it as a view, no copy.
         if (this.lengthBytes === 0 && n - i >= 4) {
-          const len = ((chunk[i]! << 24) | (chunk[i + 1]! << 16) | (chunk[i + 2]! << 8) | chunk[i + 3]!) >>> 0;
+          const len =
+            ((chunk[i]! << 24) | (chunk[i + 1]! << 16) | (chunk[i + 2]! << 8) | chunk[i + 3]!) >>> 0;
           this.checkLength(len, chunk, i);
           if (n - i - 4 >= len) {
             this.emit(chunk.subarray(i + 4, i + 4 + len));
@@ -129,7 +130,9 @@ export class FrameParser {
       this.fail(
         err instanceof MessagingError
           ? err
-          : new MessagingError('PROTOCOL_ERROR', `cannot decode ${frameTypeName(type)} frame`, { cause: err }),
+          : new MessagingError('PROTOCOL_ERROR', `cannot decode ${frameTypeName(type)} frame`, {
+              cause: err,
+            }),
       );
     }
     this.onFrame(frame);
