@@ -32,6 +32,12 @@ export function frameTypeName(type: number): string {
 
 /** PUB flag: deliver to exactly one matching subscription and answer `no_responders` when none matches. */
 export const PUB_FLAG_REQUEST = 0x01;
+/**
+ * PUB/MSG flag: a 16-byte binary message id (ULID: 48-bit epoch ms + 80 bits) follows the flags byte.
+ * Binary rather than JSON so that stamping every message with an id and timestamp costs no JSON work.
+ */
+export const FLAG_HAS_ID = 0x02;
+export const MESSAGE_ID_BYTES = 16;
 
 /** Bytes of a frame before its body: length prefix and type byte. */
 export const FRAME_HEADER_BYTES = 5;
@@ -68,6 +74,8 @@ export interface PubFrame {
   /** Non-zero asks the server to answer OK/ERR with this id (publisher confirm). */
   reqId: number;
   flags: number;
+  /** Binary ULID when FLAG_HAS_ID is set (see `ulidToString`). */
+  msgId: Uint8Array | undefined;
   topic: string;
   reply: string;
   meta: MessageMeta | undefined;
@@ -78,6 +86,8 @@ export interface MsgFrame {
   type: typeof FrameType.MSG;
   sid: number;
   flags: number;
+  /** Binary ULID when FLAG_HAS_ID is set (see `ulidToString`). */
+  msgId: Uint8Array | undefined;
   topic: string;
   reply: string;
   meta: MessageMeta | undefined;
@@ -189,7 +199,8 @@ export function encodeError(reqId: number, error: WireError): Uint8Array {
 
 /**
  * Encodes PUB (first field = request id) or MSG (first field = subscription id). Both share one layout:
- * `u32 id | u8 flags | u16 topic | topic | u16 reply | reply | u32 meta | meta JSON | payload`.
+ * `u32 id | u8 flags | [16-byte message id] | u16 topic | topic | u16 reply | reply | u32 meta | meta JSON |
+ * payload`.
  */
 export function encodeMessage(
   type: typeof FrameType.PUB | typeof FrameType.MSG,
@@ -199,14 +210,21 @@ export function encodeMessage(
   reply: string,
   meta: MessageMeta | undefined,
   payload: Uint8Array,
+  msgId?: Uint8Array,
 ): Uint8Array {
+  if (msgId) {
+    if (msgId.length !== MESSAGE_ID_BYTES)
+      throw new MessagingError('BAD_REQUEST', 'message id must be 16 bytes');
+    flags |= FLAG_HAS_ID;
+  } else flags &= ~FLAG_HAS_ID;
   const topicLen = utf8Length(topic);
   const replyLen = reply ? utf8Length(reply) : 0;
   const metaBytes = meta ? encoder.encode(JSON.stringify(meta)) : EMPTY;
   if (topicLen > 0xffff || replyLen > 0xffff) {
     throw new MessagingError('BAD_REQUEST', 'topic and reply must each be shorter than 65536 bytes');
   }
-  const length = 1 + 4 + 1 + 2 + topicLen + 2 + replyLen + 4 + metaBytes.length + payload.length;
+  const idLen = msgId ? MESSAGE_ID_BYTES : 0;
+  const length = 1 + 4 + 1 + idLen + 2 + topicLen + 2 + replyLen + 4 + metaBytes.length + payload.length;
   const out = new Uint8Array(4 + length);
   const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
   let o = 0;
@@ -216,6 +234,10 @@ export function encodeMessage(
   view.setUint32(o, id >>> 0);
   o += 4;
   out[o++] = flags;
+  if (msgId) {
+    out.set(msgId, o);
+    o += MESSAGE_ID_BYTES;
+  }
   view.setUint16(o, topicLen);
   o += 2;
   writeUtf8(topic, out, o, topicLen);
@@ -236,7 +258,7 @@ export function encodePub(
   reqId: number,
   topic: string,
   payload: Uint8Array,
-  options: { reply?: string; meta?: MessageMeta; flags?: number } = {},
+  options: { reply?: string; meta?: MessageMeta; flags?: number; msgId?: Uint8Array } = {},
 ): Uint8Array {
   return encodeMessage(
     FrameType.PUB,
@@ -246,6 +268,7 @@ export function encodePub(
     options.reply ?? '',
     options.meta,
     payload,
+    options.msgId,
   );
 }
 
@@ -253,7 +276,7 @@ export function encodeMsg(
   sid: number,
   topic: string,
   payload: Uint8Array,
-  options: { reply?: string; meta?: MessageMeta; flags?: number } = {},
+  options: { reply?: string; meta?: MessageMeta; flags?: number; msgId?: Uint8Array } = {},
 ): Uint8Array {
   return encodeMessage(
     FrameType.MSG,
@@ -263,6 +286,7 @@ export function encodeMsg(
     options.reply ?? '',
     options.meta,
     payload,
+    options.msgId,
   );
 }
 
@@ -341,10 +365,17 @@ export function decodeFrame(type: number, body: Uint8Array): Frame {
       const need = (n: number, what: string): void => {
         if (o + n > body.length) throw bodyError(type, `truncated ${what}`, body, o);
       };
-      need(7, 'header');
+      need(5, 'header');
       const id = view.getUint32(o);
       o += 4;
       const flags = body[o++]!;
+      let msgId: Uint8Array | undefined;
+      if (flags & FLAG_HAS_ID) {
+        need(MESSAGE_ID_BYTES, 'message id');
+        msgId = body.subarray(o, o + MESSAGE_ID_BYTES);
+        o += MESSAGE_ID_BYTES;
+      }
+      need(2, 'topic length');
       const topicLen = view.getUint16(o);
       o += 2;
       need(topicLen, 'topic');
@@ -364,8 +395,8 @@ export function decodeFrame(type: number, body: Uint8Array): Frame {
       o += metaLen;
       const payload = body.subarray(o);
       return type === FrameType.PUB
-        ? { type, reqId: id, flags, topic, reply, meta, payload }
-        : { type, sid: id, flags, topic, reply, meta, payload };
+        ? { type, reqId: id, flags, msgId, topic, reply, meta, payload }
+        : { type, sid: id, flags, msgId, topic, reply, meta, payload };
     }
     default:
       throw new MessagingError(

@@ -2,3 +2,4 @@
 export * from './errors.ts';
 export * from './frames.ts';
 export { FrameParser } from './parser.ts';
+export { UlidGenerator, ulidFromString, ulidTime, ulidToString } from './ulid.ts';

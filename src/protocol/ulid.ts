@@ -1,0 +1,85 @@
+/**
+ * Message ids: ULIDs (48-bit epoch milliseconds + 80 random bits), carried as 16 raw bytes on the wire
+ * and shown as 26 Crockford base32 characters. Time-ordered, so an id also tells when a message was
+ * stamped. Browser-safe: uses only `globalThis.crypto`.
+ */
+const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+const DECODE = new Map<string, number>([...ALPHABET].map((c, i) => [c, i]));
+
+/** Generates strictly increasing ids: within one millisecond the random part is incremented. */
+export class UlidGenerator {
+  private lastTime = -1;
+  private readonly random = new Uint8Array(10);
+
+  next(now: number = Date.now()): Uint8Array {
+    const out = new Uint8Array(16);
+    this.nextInto(out, 0, now);
+    return out;
+  }
+
+  nextInto(out: Uint8Array, offset: number, now: number = Date.now()): void {
+    if (now > this.lastTime) {
+      this.lastTime = now;
+      globalThis.crypto.getRandomValues(this.random);
+      this.random[0]! &= 0x7f; // leave headroom so increments do not overflow within a millisecond
+    } else {
+      for (let i = 9; i >= 0; i--) {
+        this.random[i] = (this.random[i]! + 1) & 0xff;
+        if (this.random[i] !== 0) break; // wrapped to 0: carry into the next byte
+        if (i === 0) this.lastTime++; // 2^79 ids in one ms: borrow the next millisecond
+      }
+    }
+    let t = this.lastTime;
+    for (let i = 5; i >= 0; i--) {
+      out[offset + i] = t % 256;
+      t = Math.floor(t / 256);
+    }
+    out.set(this.random, offset + 6);
+  }
+}
+
+/** Epoch milliseconds encoded in a binary ULID. */
+export function ulidTime(id: Uint8Array): number {
+  let t = 0;
+  for (let i = 0; i < 6; i++) t = t * 256 + id[i]!;
+  return t;
+}
+
+export function ulidToString(id: Uint8Array): string {
+  // 128 bits → 26 base32 digits, most significant first (the first digit holds only 3 bits).
+  let out = '';
+  let acc = 0;
+  let bits = 2; // pad to 130 bits so the groups of 5 line up
+  for (let i = 0; i < 16; i++) {
+    acc = (acc << 8) | id[i]!;
+    bits += 8;
+    while (bits >= 5) {
+      bits -= 5;
+      out += ALPHABET[(acc >>> bits) & 31];
+    }
+    acc &= (1 << bits) - 1;
+  }
+  return out;
+}
+
+/** Parses a 26-character ULID; returns undefined when it is not one. */
+export function ulidFromString(text: string): Uint8Array | undefined {
+  if (text.length !== 26) return undefined;
+  const out = new Uint8Array(16);
+  let acc = 0;
+  let bits = -2; // drop the 2 padding bits of the first digit
+  let o = 0;
+  for (const ch of text.toUpperCase()) {
+    const v = DECODE.get(ch);
+    if (v === undefined) return undefined;
+    if (o === 0 && bits === -2 && v > 7) return undefined; // would overflow 128 bits
+    acc = (acc << 5) | v;
+    bits += 5;
+    if (bits >= 8) {
+      bits -= 8;
+      out[o++] = (acc >>> bits) & 0xff;
+      acc &= (1 << bits) - 1;
+    }
+  }
+  return out;
+}

@@ -1,0 +1,51 @@
+import { describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  FrameParser,
+  FrameType,
+  UlidGenerator,
+  encodeMsg,
+  ulidFromString,
+  ulidTime,
+  ulidToString,
+  type Frame,
+} from '../../src/protocol/index.ts';
+
+describe('message ids (ULID)', () => {
+  it('round-trips through the 26-character text form and keeps the time', () => {
+    const gen = new UlidGenerator();
+    const id = gen.next(1_700_000_000_123);
+    const text = ulidToString(id);
+    assert.match(text, /^[0-9A-HJKMNP-TV-Z]{26}$/);
+    assert.deepEqual(ulidFromString(text), id);
+    assert.equal(ulidTime(id), 1_700_000_000_123);
+  });
+
+  it('is strictly increasing within one millisecond, as bytes and as text', () => {
+    const gen = new UlidGenerator();
+    let prev = ulidToString(gen.next(5));
+    for (let i = 0; i < 10_000; i++) {
+      const next = ulidToString(gen.next(5));
+      assert.ok(next > prev, `${next} should sort after ${prev}`);
+      prev = next;
+    }
+  });
+
+  it('rejects text that is not a ULID', () => {
+    assert.equal(ulidFromString('not-an-id'), undefined);
+    assert.equal(ulidFromString('8ZZZZZZZZZZZZZZZZZZZZZZZZZ'), undefined);
+    assert.equal(ulidFromString('0000000000000000000000000U'), undefined);
+  });
+
+  it('travels in MSG frames as 16 binary bytes', () => {
+    const id = new UlidGenerator().next();
+    const frames: Frame[] = [];
+    new FrameParser(1 << 20, (f) => frames.push(f)).push(
+      encodeMsg(3, 'a', new Uint8Array([1]), { msgId: id }),
+    );
+    const msg = frames[0]!;
+    assert.ok(msg.type === FrameType.MSG);
+    assert.deepEqual(msg.msgId, id);
+    assert.deepEqual(Array.from(msg.payload), [1]);
+  });
+});
