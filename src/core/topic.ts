@@ -26,7 +26,8 @@ const QUOTE_MAX_CHARS = 64;
  */
 export function validateTopic(topic: string): void {
   const problem = check(topic, false);
-  if (problem !== null) throw new MessagingError('INVALID_TOPIC', `Invalid topic ${quote(topic)}: ${problem}`);
+  if (problem !== null)
+    throw new MessagingError('INVALID_TOPIC', `Invalid topic ${quote(topic)}: ${problem}`);
 }
 
 /**

@@ -1,0 +1,76 @@
+/**
+ * Starts our server as a child process, like the rivals run as their own processes: the broker gets its
+ * own event loop and the benchmark clients cannot steal its CPU time within one thread.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { freePort, now, sleep } from './util.ts';
+
+export interface OursServer {
+  url: string;
+  port: number;
+  metricsPort: number;
+  pid: number;
+  stop(): Promise<void>;
+}
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const READY_LIMIT_MS = 20_000;
+
+async function isReady(metricsPort: number): Promise<boolean> {
+  try {
+    const res = await fetch(`http://127.0.0.1:${metricsPort}/ready`, { signal: AbortSignal.timeout(1000) });
+    await res.arrayBuffer();
+    return res.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+function exited(child: ChildProcess): boolean {
+  return child.exitCode !== null || child.signalCode !== null;
+}
+
+export async function startOursServer(): Promise<OursServer> {
+  const port = await freePort();
+  let metricsPort = await freePort();
+  while (metricsPort === port) metricsPort = await freePort();
+  const child = spawn(
+    process.execPath,
+    ['bin/messaging_server.js', '--storage', 'memory', '--port', String(port), '--metrics-port', String(metricsPort)],
+    {
+      cwd: ROOT,
+      env: { ...process.env, MESSAGING_LOG_LEVEL: 'warn' },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  // Keep the tail of the output: it is the reason shown when the server does not come up.
+  let output = '';
+  const keep = (chunk: Buffer): void => {
+    output = (output + chunk.toString('utf8')).slice(-4000);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+
+  const stop = async (): Promise<void> => {
+    if (exited(child)) return;
+    child.kill('SIGTERM');
+    const deadline = now() + 5000;
+    while (!exited(child) && now() < deadline) await sleep(20);
+    if (!exited(child)) child.kill('SIGKILL');
+  };
+
+  const deadline = now() + READY_LIMIT_MS;
+  while (!(await isReady(metricsPort))) {
+    if (exited(child)) {
+      const last = output.trim().split('\n').slice(-3).join(' | ');
+      throw new Error(`server exited with code ${child.exitCode ?? child.signalCode}: ${last || 'no output'}`);
+    }
+    if (now() > deadline) {
+      await stop();
+      throw new Error(`server not ready on http://127.0.0.1:${metricsPort}/ready within ${READY_LIMIT_MS} ms`);
+    }
+    await sleep(100);
+  }
+  return { url: `tcp://127.0.0.1:${port}`, port, metricsPort, pid: child.pid ?? 0, stop };
+}

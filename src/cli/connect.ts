@@ -1,0 +1,120 @@
+/** Global options and the one place the CLI opens connections. */
+import { readFileSync } from 'node:fs';
+import { InvalidArgumentError, type Command } from 'commander';
+import { DEFAULT_SERVER, connect, type Connection, type ConnectOptions } from '../client/index.ts';
+import { CliError, describeError } from './errors.ts';
+import { note } from './io.ts';
+
+/** Options every command accepts (declared on the root program). */
+export interface GlobalOptions {
+  server?: string;
+  token?: string;
+  timeout?: number;
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+export const DEFAULT_TIMEOUT_MS = 5000;
+
+/** commander argument parser for positive integers (counts, sizes, milliseconds). */
+export function positiveInt(name: string): (value: string) => number {
+  return (value) => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer.`);
+    return n;
+  };
+}
+
+/** commander collector for repeatable `--header k=v`. */
+export function collectHeader(value: string, previous: string[] = []): string[] {
+  if (!/^[^=]+=/.test(value)) throw new InvalidArgumentError('headers are written key=value.');
+  return [...previous, value];
+}
+
+export function headersFrom(list: string[] | undefined): Record<string, string> | undefined {
+  if (!list || list.length === 0) return undefined;
+  const headers: Record<string, string> = {};
+  for (const item of list) {
+    const at = item.indexOf('=');
+    headers[item.slice(0, at).trim()] = item.slice(at + 1);
+  }
+  return headers;
+}
+
+/** Adds the global options to the root program. */
+export function addGlobalOptions(program: Command): Command {
+  return program
+    .option(
+      '--server <url>',
+      `server URL: tcp://, tls://, ws:// (env MESSAGING_URL; default ${DEFAULT_SERVER})`,
+    )
+    .option('--token <jwt>', 'authentication token (env MESSAGING_TOKEN)')
+    .option(
+      '--timeout <ms>',
+      `connect, request and confirm timeout in ms (default ${DEFAULT_TIMEOUT_MS})`,
+      positiveInt('--timeout'),
+    )
+    .option('--ca <file>', 'CA certificate (PEM) to verify a tls:// server')
+    .option('--cert <file>', 'client certificate (PEM) for tls://')
+    .option('--key <file>', 'client private key (PEM) for tls://');
+}
+
+export function serverFrom(opts: GlobalOptions): string {
+  return opts.server ?? process.env['MESSAGING_URL'] ?? DEFAULT_SERVER;
+}
+
+export function timeoutFrom(opts: GlobalOptions): number {
+  return opts.timeout ?? DEFAULT_TIMEOUT_MS;
+}
+
+function readPem(option: string, file: string | undefined): string | undefined {
+  if (file === undefined) return undefined;
+  try {
+    return readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new CliError(`cannot read ${option} ${file}: ${(err as Error).message}`);
+  }
+}
+
+/**
+ * Connects with the global options. `extra` lets a command choose e.g. `reconnect` (short-lived
+ * commands fail fast, long-running ones ride out a server restart and say so on stderr).
+ */
+export async function connectFromOptions(
+  opts: GlobalOptions,
+  extra: Partial<ConnectOptions> = {},
+): Promise<Connection> {
+  const server = serverFrom(opts);
+  const options: ConnectOptions = {
+    servers: server,
+    name: 'messaging-cli',
+    token: opts.token ?? process.env['MESSAGING_TOKEN'],
+    timeoutMs: timeoutFrom(opts),
+    reconnect: false,
+    ...extra,
+  };
+  if (opts.ca || opts.cert || opts.key) {
+    options.tls = {
+      ca: readPem('--ca', opts.ca),
+      cert: readPem('--cert', opts.cert),
+      key: readPem('--key', opts.key),
+    };
+  }
+  if (/^wss?:/i.test(server)) {
+    // The SDK stays dependency-free; the CLI runs in Node 20, which has no global WebSocket.
+    const { WebSocket } = await import('ws');
+    options.webSocket = WebSocket;
+  }
+  let connection: Connection;
+  try {
+    connection = await connect(options);
+  } catch (err) {
+    throw describeError(err, { server });
+  }
+  if (options.reconnect) {
+    connection.on('disconnect', ({ error }) => note(`connection lost (${error.message}); reconnecting…`));
+    connection.on('reconnect', ({ server: url }) => note(`reconnected to ${url}`));
+  }
+  return connection;
+}

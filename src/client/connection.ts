@@ -1,0 +1,988 @@
+/**
+ * The client connection: handshake, batched writes, subscriptions, muxed request inbox, heartbeats,
+ * reconnect and drain. It speaks `docs/protocol.md` through `src/protocol/` and a `Transport`.
+ *
+ * Delivery guarantees across a reconnect (pub/sub is at most once):
+ * - Frames already written to the lost connection are gone. Publisher confirms, commands and requests
+ *   whose frame was written fail at once with CONNECTION_CLOSED: we cannot know whether the server saw
+ *   them, and a reply could not reach us while our inbox was unsubscribed, so waiting for their timeout
+ *   would only delay a near-certain failure.
+ * - Publishes, commands, requests and flushes issued while disconnected (or queued but not yet written)
+ *   are held, up to `reconnectBufferBytes`, and sent after the new handshake; they keep their promises.
+ * - Every live subscription is re-sent with the same sid (and its remaining `max`), so iterators and
+ *   callbacks continue without noticing anything but the gap.
+ */
+import {
+  ConnectionClosedError,
+  FrameParser,
+  FrameType,
+  MessagingError,
+  NoRespondersError,
+  PROTOCOL_VERSION,
+  PUB_FLAG_REQUEST,
+  TimeoutError,
+  encodeControl,
+  encodePing,
+  encodePong,
+  encodePub,
+  errorFromWire,
+  FRAME_OVERHEAD_ALLOWANCE,
+  messagingError,
+  type ControlFrame,
+  type ErrorCode,
+  type Frame,
+  type MsgFrame,
+  type WireError,
+} from '../protocol/index.ts';
+import { TypedEmitter } from './events.ts';
+import {
+  Message,
+  buildEnvelope,
+  encodePayload,
+  type MessageOptions,
+  type Payload,
+  type PublishAck,
+  type PublishOptions,
+  type Responder,
+} from './message.ts';
+import { backoffDelay, resolveOptions, type ConnectOptions, type ResolvedOptions } from './options.ts';
+import { Subscription, type SubscribeOptions, type SubscriptionHost } from './subscription.ts';
+import { defaultTransportFactory, type Transport } from './transport.ts';
+
+/** The server's WELCOME body. Unknown fields are kept: newer servers may add some. */
+export interface ServerInfo {
+  version: number;
+  server: string;
+  server_version: string;
+  instance_id: string;
+  connection_id: number;
+  max_payload: number;
+  heartbeat_ms: number;
+  [key: string]: unknown;
+}
+
+/** The connection's status events (see `Connection.on`). */
+export interface ConnectionEvents {
+  /** The first handshake completed. */
+  connect: { server: string; info: ServerInfo };
+  /** An established connection was lost; `reconnecting` or `close` follows. */
+  disconnect: { server: string; error: MessagingError };
+  /** A reconnect attempt is scheduled after `delayMs`; `lastError` is why the previous one failed. */
+  reconnecting: { server: string; attempt: number; delayMs: number; lastError: MessagingError | undefined };
+  /** A reconnect completed; subscriptions are re-sent. */
+  reconnect: { server: string; info: ServerInfo };
+  /** An error not tied to an operation's promise: ERR with reqId 0, a refused SUB, a throwing callback. */
+  error: MessagingError;
+  /** The connection is closed for good; the payload is the reason, undefined after close()/drain(). */
+  close: MessagingError | undefined;
+}
+
+/** Result of a generic command (the OK body). */
+export type CommandResult = Record<string, unknown>;
+
+export interface RequestOptions extends MessageOptions {
+  /** Reject with TimeoutError after this long. Default 5000. */
+  timeoutMs?: number;
+}
+
+export interface CommandOptions {
+  /** Defaults to the connection's `timeoutMs`; 0 waits forever (e.g. long-polling commands). */
+  timeoutMs?: number;
+}
+
+/** Flush at once when this much is queued, instead of waiting for the end of the tick. */
+const FLUSH_THRESHOLD = 64 * 1024;
+const HELLO_REQ_ID = 1;
+const EMPTY = new Uint8Array(0);
+/** Codes after which reconnecting cannot help. */
+const PERMANENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'AUTH_REQUIRED',
+  'AUTH_FAILED',
+  'TOKEN_EXPIRED',
+  'UNSUPPORTED_VERSION',
+]);
+
+type State = 'connecting' | 'connected' | 'reconnecting' | 'closed';
+
+/** One transport plus its parser and handshake state. */
+interface Link {
+  url: URL;
+  transport: Transport;
+  parser: FrameParser;
+  /** Anything arrived since the last heartbeat tick. */
+  heard: boolean;
+  /** A fatal ERR from the server or a local reason (heartbeat, parse error) for the coming close. */
+  reason: MessagingError | undefined;
+  handshake: { resolve: (info: ServerInfo) => void; reject: (error: MessagingError) => void } | undefined;
+  /** The WELCOME body, once the handshake completed. */
+  info?: ServerInfo;
+}
+
+/**
+ * `after` is the flush count when the frame was queued: the frame leaves in flush number `after + 1`.
+ * On a disconnect after F flushes, entries with `after < F` were written to the lost connection.
+ */
+interface PendingOp {
+  kind: 'op' | 'sub';
+  after: number;
+  resolve: (body: Record<string, unknown>) => void;
+  reject: (error: MessagingError) => void;
+}
+
+interface PongWaiter {
+  after: number;
+  resolve?: () => void;
+  reject?: (error: MessagingError) => void;
+}
+
+interface PendingRequest {
+  topic: string;
+  after: number;
+  timer: ReturnType<typeof setTimeout>;
+  resolve: (message: Message) => void;
+  reject: (error: MessagingError) => void;
+}
+
+interface Inbox {
+  prefix: string;
+  sub: Subscription;
+  next: number;
+  requests: Map<string, PendingRequest>;
+}
+
+function asMessagingError(err: unknown, fallback: ErrorCode = 'INTERNAL'): MessagingError {
+  if (err instanceof MessagingError) return err;
+  const message = err instanceof Error ? err.message : String(err);
+  return messagingError(fallback, message, { cause: err });
+}
+
+function closedError(message: string, cause?: unknown): MessagingError {
+  return new ConnectionClosedError('CONNECTION_CLOSED', message, cause ? { cause } : undefined);
+}
+
+function randomToken(length: number): string {
+  const alphabet = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+  const bytes = new Uint8Array(length);
+  globalThis.crypto.getRandomValues(bytes);
+  let out = '';
+  for (const b of bytes) out += alphabet[b % alphabet.length];
+  return out;
+}
+
+function concat(chunks: Uint8Array[], total: number): Uint8Array {
+  const out = new Uint8Array(total);
+  let o = 0;
+  for (const c of chunks) {
+    out.set(c, o);
+    o += c.length;
+  }
+  return out;
+}
+
+/**
+ * Opens a connection: tries each server once, performs HELLO/WELCOME, and resolves with the connected
+ * `Connection`. Rejects with CONNECTION_CLOSED when no server is reachable, or with the server's error
+ * (e.g. AUTH_FAILED).
+ */
+export async function connect(options: ConnectOptions = {}): Promise<Connection> {
+  const connection = new Connection(resolveOptions(options));
+  await connection._start();
+  return connection;
+}
+
+export class Connection extends TypedEmitter<ConnectionEvents> {
+  private state: State = 'connecting';
+  private draining: Promise<void> | undefined;
+  private link: Link | undefined;
+  private serverInfo: ServerInfo | undefined;
+  private serverIndex = 0;
+
+  // Outbound batching: whole frames, concatenated into one buffer per flush.
+  private out: Uint8Array[] = [];
+  private outBytes = 0;
+  private flushScheduled = false;
+  private flushCount = 0;
+
+  private nextReqId = HELLO_REQ_ID + 1;
+  private readonly pending = new Map<number, PendingOp>();
+  private pongWaiters: PongWaiter[] = [];
+  private readonly subs = new Map<number, Subscription>();
+  private nextSid = 1;
+  private inbox: Inbox | undefined;
+  private quietWaiters: Array<() => void> = [];
+
+  private heartbeat: ReturnType<typeof setInterval> | undefined;
+  private pingsOut = 0;
+  private reconnectSleep: { timer: ReturnType<typeof setTimeout>; wake: () => void } | undefined;
+
+  private resolveClosed!: (reason: MessagingError | undefined) => void;
+  private readonly closedPromise = new Promise<MessagingError | undefined>(
+    (resolve) => (this.resolveClosed = resolve),
+  );
+
+  private readonly subHost: SubscriptionHost = {
+    sendUnsub: (sid, max) => {
+      // While disconnected there is nothing to unsubscribe on the server; the resubscribe after the
+      // reconnect skips closed subscriptions and carries the remaining max.
+      if (this.state === 'connected') {
+        this.enqueue(encodeControl(FrameType.UNSUB, 0, max === undefined ? { sid } : { sid, max }));
+      }
+    },
+    roundTrip: () => this.flush(),
+    forget: (sid) => void this.subs.delete(sid),
+    reportError: (error) => this.emit('error', error),
+  };
+
+  private readonly responder: Responder = {
+    publish: (topic, payload, options) => this.publish(topic, payload, { ...options, confirm: false }),
+    publishError: (topic, error) => this.enqueueWork(encodePub(0, topic, EMPTY, { meta: { error } })),
+  };
+
+  /** @internal use `connect()` */
+  constructor(private readonly options: ResolvedOptions) {
+    super();
+  }
+
+  /** The server's WELCOME body of the current (or last) connection. */
+  get info(): ServerInfo {
+    if (!this.serverInfo) throw closedError('not connected yet');
+    return this.serverInfo;
+  }
+
+  /** URL of the server currently (or last) connected to. */
+  get server(): string {
+    return this.link?.url.href ?? this.options.servers[this.serverIndex]!.href;
+  }
+
+  get isClosed(): boolean {
+    return this.state === 'closed';
+  }
+
+  get isReconnecting(): boolean {
+    return this.state === 'reconnecting';
+  }
+
+  get isDraining(): boolean {
+    return this.draining !== undefined;
+  }
+
+  /** Resolves when the connection is closed for good: with the reason, or undefined after close(). */
+  closed(): Promise<MessagingError | undefined> {
+    return this.closedPromise;
+  }
+
+  // ---- publishing -----------------------------------------------------------------------------------
+
+  /**
+   * Publishes a message. Fire-and-forget by default (returns nothing; throws CONNECTION_CLOSED when the
+   * connection is closed or the reconnect buffer is full). With `{ confirm: true }` it returns a Promise
+   * of the server's OK body instead.
+   */
+  publish(topic: string, payload?: Payload, options?: PublishOptions & { confirm?: false }): void;
+  publish(topic: string, payload: Payload, options: PublishOptions & { confirm: true }): Promise<PublishAck>;
+  publish(topic: string, payload?: Payload, options?: PublishOptions): void | Promise<PublishAck>;
+  publish(topic: string, payload: Payload = EMPTY, options?: PublishOptions): void | Promise<PublishAck> {
+    if (options?.confirm) return this.publishConfirmed(topic, payload, options);
+    const bytes = encodePayload(payload);
+    this.checkPayload(bytes);
+    this.enqueueWork(encodePub(0, topic, bytes, { reply: options?.reply, ...buildEnvelope(options) }));
+  }
+
+  /** Publishes and resolves with the server's OK body once the server accepted (and, for durable
+   * queues, stored) the message. */
+  publishConfirmed(topic: string, payload: Payload = EMPTY, options?: PublishOptions): Promise<PublishAck> {
+    return this.withReqId(options?.timeoutMs ?? this.options.timeoutMs, `publish to '${topic}'`, (reqId) => {
+      const bytes = encodePayload(payload);
+      this.checkPayload(bytes);
+      return encodePub(reqId, topic, bytes, { reply: options?.reply, ...buildEnvelope(options) });
+    });
+  }
+
+  /**
+   * Sends a generic command (CMD frame `{op, ...args}`) and resolves with the OK body; rejects with the
+   * typed error of the server's ERR. The base for queues, streams and tasks.
+   */
+  command(op: string, args: Record<string, unknown> = {}, options?: CommandOptions): Promise<CommandResult> {
+    return this.withReqId(options?.timeoutMs ?? this.options.timeoutMs, `command '${op}'`, (reqId) =>
+      encodeControl(FrameType.CMD, reqId, { ...args, op }),
+    );
+  }
+
+  /**
+   * Resolves once the server has processed everything sent before (a PING/PONG round trip). Useful
+   * after fire-and-forget publishes, before closing or measuring.
+   */
+  flush(): Promise<void> {
+    if (this.state === 'closed') return Promise.reject(closedError('connection is closed'));
+    return new Promise((resolve, reject) => {
+      this.pongWaiters.push({ after: this.flushCount, resolve, reject });
+      this.enqueue(encodePing());
+    });
+  }
+
+  // ---- subscribing ----------------------------------------------------------------------------------
+
+  /**
+   * Subscribes to a topic pattern (`*` = one token, `#` = zero or more). Without `callback` the
+   * returned Subscription is an async iterable of messages. `await sub.ready()` to know the server
+   * registered it.
+   */
+  subscribe(pattern: string, options: SubscribeOptions = {}): Subscription {
+    if (this.state === 'closed') throw closedError('connection is closed');
+    if (this.draining) throw closedError('connection is draining');
+    return this.addSubscription(pattern, options);
+  }
+
+  // ---- request/reply --------------------------------------------------------------------------------
+
+  /**
+   * Sends a request to one responder and resolves with its reply. Rejects with NoRespondersError at
+   * once when nobody subscribes to `topic`, TimeoutError after `timeoutMs` (default 5000), or the typed
+   * error a responder sent with `respondError`.
+   */
+  request(topic: string, payload: Payload = EMPTY, options: RequestOptions = {}): Promise<Message> {
+    if (this.state === 'closed') return Promise.reject(closedError('connection is closed'));
+    const timeoutMs = options.timeoutMs ?? 5000;
+    return new Promise<Message>((resolve, reject) => {
+      let inbox: Inbox;
+      let frame: Uint8Array;
+      let token: string;
+      try {
+        inbox = this.ensureInbox();
+        token = String(inbox.next++);
+        const bytes = encodePayload(payload);
+        this.checkPayload(bytes);
+        frame = encodePub(0, topic, bytes, {
+          reply: `${inbox.prefix}.${token}`,
+          ...buildEnvelope(options),
+          flags: PUB_FLAG_REQUEST,
+        });
+      } catch (err) {
+        reject(asMessagingError(err));
+        return;
+      }
+      const timer = setTimeout(() => {
+        if (inbox.requests.delete(token)) {
+          reject(new TimeoutError('TIMEOUT', `request to '${topic}' timed out after ${timeoutMs} ms`));
+          this.checkQuiet();
+        }
+      }, timeoutMs);
+      inbox.requests.set(token, { topic, after: this.flushCount, timer, resolve, reject });
+      try {
+        this.enqueueWork(frame);
+      } catch (err) {
+        clearTimeout(timer);
+        inbox.requests.delete(token);
+        reject(asMessagingError(err));
+      }
+    });
+  }
+
+  // ---- shutdown -------------------------------------------------------------------------------------
+
+  /**
+   * Graceful shutdown: unsubscribes every subscription without losing messages in flight, waits for
+   * outstanding confirms, commands and requests, flushes, then closes. Bounded by `drainTimeoutMs`.
+   */
+  drain(): Promise<void> {
+    if (this.state === 'closed') return Promise.resolve();
+    this.draining ??= this.runDrain();
+    return this.draining;
+  }
+
+  /** Closes now: queued frames are still written, everything pending rejects with CONNECTION_CLOSED. */
+  async close(): Promise<void> {
+    await this.finish(undefined);
+  }
+
+  // ---- internals: connecting ------------------------------------------------------------------------
+
+  /** @internal */
+  async _start(): Promise<void> {
+    let lastError: MessagingError | undefined;
+    const servers = this.options.servers;
+    for (let i = 0; i < servers.length; i++) {
+      try {
+        const link = await this.openLink(servers[i]!);
+        this.serverIndex = i;
+        this.adopt(link, false);
+        return;
+      } catch (err) {
+        lastError = asMessagingError(err);
+        if (PERMANENT.has(lastError.code)) break;
+      }
+    }
+    this.state = 'closed';
+    this.resolveClosed(lastError);
+    throw lastError ?? closedError('no server to connect to');
+  }
+
+  private async openLink(url: URL): Promise<Link> {
+    const { timeoutMs } = this.options;
+    let transport: Transport;
+    try {
+      const factory = this.options.transport ?? defaultTransportFactory;
+      transport = await factory(url, { timeoutMs, tls: this.options.tls, webSocket: this.options.webSocket });
+    } catch (err) {
+      if (err instanceof MessagingError && err.code !== 'CONNECTION_CLOSED') throw err;
+      const why = err instanceof Error ? err.message : String(err);
+      throw new ConnectionClosedError('CONNECTION_CLOSED', `cannot reach ${url.href}: ${why}`, {
+        cause: err,
+        details: { server: url.href },
+      });
+    }
+
+    const link: Link = {
+      url,
+      transport,
+      parser: new FrameParser(this.options.maxFrameBytes + FRAME_OVERHEAD_ALLOWANCE, (frame) =>
+        this.onFrame(link, frame),
+      ),
+      heard: true,
+      reason: undefined,
+      handshake: undefined,
+    };
+    const welcome = new Promise<ServerInfo>((resolve, reject) => (link.handshake = { resolve, reject }));
+    void transport.closed.then((err) => this.onLinkClosed(link, err));
+    transport.receive((chunk) => this.onChunk(link, chunk));
+
+    const hello: Record<string, unknown> = { version: PROTOCOL_VERSION, lang: 'typescript' };
+    if (this.options.name) hello['client'] = this.options.name;
+    if (this.options.token) hello['token'] = this.options.token;
+    // HELLO bypasses the outbound queue: it must precede the frames held for after the handshake.
+    transport.send(encodeControl(FrameType.HELLO, HELLO_REQ_ID, hello));
+
+    const timer = setTimeout(
+      () =>
+        link.handshake?.reject(
+          new TimeoutError('TIMEOUT', `no WELCOME from ${url.href} within ${timeoutMs} ms`),
+        ),
+      timeoutMs,
+    );
+    try {
+      link.info = await welcome;
+      return link;
+    } catch (err) {
+      transport.close();
+      throw err;
+    } finally {
+      clearTimeout(timer);
+      link.handshake = undefined;
+    }
+  }
+
+  /** Makes a handshaken link the current one: resubscribe, release held frames, start heartbeats. */
+  private adopt(link: Link, isReconnect: boolean): void {
+    this.link = link;
+    this.serverInfo = link.info;
+    this.state = 'connected';
+    this.pingsOut = 0;
+    if (isReconnect) {
+      // SUB/UNSUB are regenerated from the live subscriptions below, and PONGs answered the old link.
+      const held = this.out.filter(
+        (f) => f[4] !== FrameType.SUB && f[4] !== FrameType.UNSUB && f[4] !== FrameType.PONG,
+      );
+      this.out = [];
+      this.outBytes = 0;
+      for (const sub of this.subs.values()) this.writeSub(sub);
+      for (const f of held) {
+        this.out.push(f);
+        this.outBytes += f.length;
+      }
+    }
+    this.flushNow();
+    this.startHeartbeat();
+    const info = this.serverInfo!;
+    if (isReconnect) this.emit('reconnect', { server: link.url.href, info });
+    else this.emit('connect', { server: link.url.href, info });
+  }
+
+  private onLinkClosed(link: Link, err: Error | undefined): void {
+    if (link.handshake) {
+      link.handshake.reject(
+        link.reason ??
+          closedError(
+            `${link.url.href} closed the connection during the handshake${err ? `: ${err.message}` : ''}`,
+            err,
+          ),
+      );
+      return;
+    }
+    if (link !== this.link) return;
+    this.link = undefined;
+    this.stopHeartbeat();
+    const reason =
+      link.reason ?? closedError(`connection to ${link.url.href} lost${err ? `: ${err.message}` : ''}`, err);
+    this.failWritten(closedError(`connection to ${link.url.href} lost before the answer arrived`, reason));
+    this.emit('disconnect', { server: link.url.href, error: reason });
+    if (this.state === 'closed') return;
+    if (!this.options.reconnect || PERMANENT.has(reason.code) || this.draining) {
+      void this.finish(reason);
+      return;
+    }
+    this.state = 'reconnecting';
+    void this.reconnectLoop();
+  }
+
+  /** Drops a link we no longer trust (parse error, dead heartbeat) without waiting for the socket. */
+  private dropLink(link: Link, reason: MessagingError): void {
+    link.reason ??= reason;
+    link.transport.close();
+    this.onLinkClosed(link, undefined);
+  }
+
+  private async reconnectLoop(): Promise<void> {
+    const { maxReconnectAttempts, backoff, servers } = this.options;
+    let lastError: MessagingError | undefined;
+    for (let attempt = 1; this.state === 'reconnecting'; attempt++) {
+      if (maxReconnectAttempts >= 0 && attempt > maxReconnectAttempts) {
+        await this.finish(
+          closedError(
+            `gave up after ${maxReconnectAttempts} reconnect attempts${lastError ? `: ${lastError.message}` : ''}`,
+            lastError,
+          ),
+        );
+        return;
+      }
+      // With one server this is always it; with several, fail over to the next one first.
+      this.serverIndex = (this.serverIndex + 1) % servers.length;
+      const url = servers[this.serverIndex]!;
+      const delayMs = backoffDelay(backoff, attempt);
+      this.emit('reconnecting', { server: url.href, attempt, delayMs, lastError });
+      await this.sleep(delayMs);
+      if (this.state !== 'reconnecting') return;
+      try {
+        const link = await this.openLink(url);
+        if (this.state !== 'reconnecting') {
+          link.transport.close();
+          return;
+        }
+        this.adopt(link, true);
+        return;
+      } catch (err) {
+        lastError = asMessagingError(err);
+        if (PERMANENT.has(lastError.code)) {
+          await this.finish(lastError);
+          return;
+        }
+      }
+    }
+  }
+
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        this.reconnectSleep = undefined;
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.reconnectSleep = { timer, wake };
+    });
+  }
+
+  // ---- internals: receiving -------------------------------------------------------------------------
+
+  private onChunk(link: Link, chunk: Uint8Array): void {
+    link.heard = true;
+    try {
+      link.parser.push(chunk);
+    } catch (err) {
+      // A stream we cannot parse cannot be resynchronised: drop the connection (and reconnect).
+      this.dropLink(link, asMessagingError(err, 'PROTOCOL_ERROR'));
+    }
+  }
+
+  private onFrame(link: Link, frame: Frame): void {
+    if (link.handshake) {
+      this.onHandshakeFrame(link, frame);
+      return;
+    }
+    if (link !== this.link) return;
+    switch (frame.type) {
+      case FrameType.MSG:
+        this.onMsg(frame);
+        return;
+      case FrameType.PING:
+        this.enqueue(encodePong());
+        return;
+      case FrameType.PONG:
+        this.onPong();
+        return;
+      case FrameType.OK: {
+        const op = this.takePending(frame.reqId);
+        op?.resolve(frame.body);
+        return;
+      }
+      case FrameType.ERR:
+        this.onErr(link, frame);
+        return;
+      default:
+        this.dropLink(
+          link,
+          new MessagingError(
+            'PROTOCOL_ERROR',
+            `server sent a frame a client never receives (type 0x${frame.type.toString(16)})`,
+          ),
+        );
+    }
+  }
+
+  private onHandshakeFrame(link: Link, frame: Frame): void {
+    const handshake = link.handshake!;
+    if (frame.type === FrameType.WELCOME && frame.reqId === HELLO_REQ_ID) {
+      const body = frame.body;
+      handshake.resolve({
+        ...body,
+        version: typeof body['version'] === 'number' ? body['version'] : PROTOCOL_VERSION,
+        max_payload: typeof body['max_payload'] === 'number' ? body['max_payload'] : 1024 * 1024,
+        heartbeat_ms: typeof body['heartbeat_ms'] === 'number' ? body['heartbeat_ms'] : 30_000,
+      } as ServerInfo);
+    } else if (frame.type === FrameType.ERR) {
+      const error = errorFromWire(frame.body);
+      link.reason = error;
+      handshake.reject(error);
+    } else if (frame.type === FrameType.PING) {
+      link.transport.send(encodePong());
+    } else {
+      handshake.reject(
+        new MessagingError('PROTOCOL_ERROR', `expected WELCOME, got frame type 0x${frame.type.toString(16)}`),
+      );
+    }
+  }
+
+  private onErr(link: Link, frame: ControlFrame): void {
+    const error = errorFromWire(frame.body);
+    // The server closes after a fatal ERR; remember why, so the disconnect carries the real reason.
+    if (error.fatal) link.reason ??= error;
+    const op = frame.reqId !== 0 ? this.takePending(frame.reqId) : undefined;
+    if (op) op.reject(error);
+    else this.emit('error', error);
+  }
+
+  private onMsg(frame: MsgFrame): void {
+    const sub = this.subs.get(frame.sid);
+    if (!sub) return; // unsubscribed while the message was in flight
+    // Copy: the parser hands out views into the read chunk, and messages may outlive it by far.
+    sub._deliver(new Message(frame, frame.payload.slice(), this.responder));
+  }
+
+  private onPong(): void {
+    this.pingsOut = 0;
+    const waiter = this.pongWaiters.shift();
+    waiter?.resolve?.();
+  }
+
+  private takePending(reqId: number): PendingOp | undefined {
+    const op = this.pending.get(reqId);
+    if (op) {
+      this.pending.delete(reqId);
+      this.checkQuiet();
+    }
+    return op;
+  }
+
+  // ---- internals: sending ---------------------------------------------------------------------------
+
+  private allocReqId(): number {
+    for (;;) {
+      const id = this.nextReqId;
+      this.nextReqId = id >= 0xffffffff ? HELLO_REQ_ID + 1 : id + 1;
+      if (!this.pending.has(id)) return id;
+    }
+  }
+
+  /** Sends a frame that wants an OK/ERR and returns its promise. */
+  private withReqId(
+    timeoutMs: number,
+    what: string,
+    build: (reqId: number) => Uint8Array,
+  ): Promise<Record<string, unknown>> {
+    if (this.state === 'closed') return Promise.reject(closedError('connection is closed'));
+    return new Promise((resolve, reject) => {
+      const reqId = this.allocReqId();
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const op: PendingOp = {
+        kind: 'op',
+        after: this.flushCount,
+        resolve: (body) => {
+          clearTimeout(timer);
+          resolve(body);
+        },
+        reject: (error) => {
+          clearTimeout(timer);
+          reject(error);
+        },
+      };
+      try {
+        const frame = build(reqId);
+        this.pending.set(reqId, op);
+        this.enqueueWork(frame);
+      } catch (err) {
+        this.pending.delete(reqId);
+        reject(asMessagingError(err));
+        return;
+      }
+      if (timeoutMs > 0) {
+        timer = setTimeout(() => {
+          if (this.pending.get(reqId) === op) {
+            this.takePending(reqId);
+            reject(new TimeoutError('TIMEOUT', `${what} got no answer within ${timeoutMs} ms`));
+          }
+        }, timeoutMs);
+      }
+    });
+  }
+
+  private checkPayload(bytes: Uint8Array): void {
+    // The server would answer PAYLOAD_TOO_LARGE, or cut the connection if the frame passes its maximum
+    // frame size: refusing here keeps the connection alive.
+    const max = this.serverInfo?.max_payload;
+    if (max !== undefined && bytes.length > max) {
+      throw new MessagingError(
+        'PAYLOAD_TOO_LARGE',
+        `payload of ${bytes.length} bytes exceeds the server's max_payload of ${max}`,
+      );
+    }
+  }
+
+  /** Queues a publish or command; while reconnecting, within the reconnect buffer bound. */
+  private enqueueWork(frame: Uint8Array): void {
+    if (this.state === 'closed') throw closedError('connection is closed');
+    if (this.state !== 'connected' && this.outBytes + frame.length > this.options.reconnectBufferBytes) {
+      throw closedError(
+        `not connected and the reconnect buffer is full (${this.options.reconnectBufferBytes} bytes)`,
+      );
+    }
+    this.enqueue(frame);
+  }
+
+  private enqueue(frame: Uint8Array): void {
+    this.out.push(frame);
+    this.outBytes += frame.length;
+    if (this.state !== 'connected') return;
+    if (this.outBytes >= FLUSH_THRESHOLD) this.flushNow();
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      queueMicrotask(() => {
+        this.flushScheduled = false;
+        this.flushNow();
+      });
+    }
+  }
+
+  private flushNow(): void {
+    const link = this.link;
+    if (!link || this.out.length === 0) return;
+    const bytes = this.out.length === 1 ? this.out[0]! : concat(this.out, this.outBytes);
+    this.out = [];
+    this.outBytes = 0;
+    this.flushCount++;
+    link.transport.send(bytes);
+  }
+
+  // ---- internals: subscriptions and inbox -----------------------------------------------------------
+
+  private addSubscription(pattern: string, options: SubscribeOptions): Subscription {
+    const sid = this.nextSid;
+    this.nextSid = sid >= 0xffffffff ? 1 : sid + 1;
+    const sub = new Subscription(sid, pattern, options.queue, options, this.subHost);
+    this.subs.set(sid, sub);
+    // While reconnecting the SUB goes out with the resubscriptions after the handshake.
+    if (this.state === 'connected') this.writeSub(sub);
+    return sub;
+  }
+
+  private writeSub(sub: Subscription): void {
+    const reqId = this.allocReqId();
+    this.pending.set(reqId, {
+      kind: 'sub',
+      after: this.flushCount,
+      resolve: () => sub._ready(),
+      reject: (error) => {
+        this.emit('error', error);
+        sub._close(error);
+      },
+    });
+    const body: Record<string, unknown> = { sid: sub.sid, pattern: sub.pattern };
+    if (sub.queue !== undefined) body['queue'] = sub.queue;
+    this.enqueue(encodeControl(FrameType.SUB, reqId, body));
+    const max = sub.pendingMax;
+    if (max !== undefined) this.enqueue(encodeControl(FrameType.UNSUB, 0, { sid: sub.sid, max }));
+  }
+
+  /** One wildcard inbox per connection: one SUB serves every request (the nats.js muxed inbox). */
+  private ensureInbox(): Inbox {
+    if (this.inbox) return this.inbox;
+    const prefix = `_INBOX.${randomToken(22)}`;
+    const inbox: Inbox = {
+      prefix,
+      next: 1,
+      requests: new Map(),
+      sub: this.addSubscription(`${prefix}.*`, { callback: (m) => this.onInboxMessage(inbox, m) }),
+    };
+    this.inbox = inbox;
+    return inbox;
+  }
+
+  private onInboxMessage(inbox: Inbox, message: Message): void {
+    const token = message.topic.slice(inbox.prefix.length + 1);
+    const request = inbox.requests.get(token);
+    if (!request) return; // late reply after a timeout
+    inbox.requests.delete(token);
+    clearTimeout(request.timer);
+    this.checkQuiet();
+    const meta = message.meta;
+    if (meta.status === 'no_responders') {
+      request.reject(
+        new NoRespondersError('NO_RESPONDERS', `no responders for '${request.topic}'`, {
+          details: { topic: request.topic },
+        }),
+      );
+    } else if (meta.error && typeof meta.error === 'object') {
+      request.reject(errorFromWire(meta.error as Partial<WireError>));
+    } else {
+      request.resolve(message);
+    }
+  }
+
+  // ---- internals: heartbeats ------------------------------------------------------------------------
+
+  private startHeartbeat(): void {
+    this.stopHeartbeat();
+    const interval = this.options.pingIntervalMs;
+    if (interval <= 0) return;
+    // Not unref'd: it lives exactly as long as the link (cleared on every disconnect and close).
+    this.heartbeat = setInterval(() => this.heartbeatTick(), interval);
+  }
+
+  private stopHeartbeat(): void {
+    if (this.heartbeat !== undefined) clearInterval(this.heartbeat);
+    this.heartbeat = undefined;
+  }
+
+  private heartbeatTick(): void {
+    const link = this.link;
+    if (!link) return;
+    if (link.heard) {
+      link.heard = false;
+      this.pingsOut = 0;
+      return;
+    }
+    if (this.pingsOut >= 2) {
+      this.dropLink(
+        link,
+        new MessagingError('HEARTBEAT_TIMEOUT', `${link.url.href} did not answer ${this.pingsOut} PINGs`),
+      );
+      return;
+    }
+    this.pingsOut++;
+    this.pongWaiters.push({ after: this.flushCount });
+    this.enqueue(encodePing());
+  }
+
+  // ---- internals: failing and finishing -------------------------------------------------------------
+
+  /** After a disconnect: fail what was written to the lost link, keep what is still queued. */
+  private failWritten(error: MessagingError): void {
+    const written = this.flushCount;
+    for (const [reqId, op] of this.pending) {
+      // SUBs are re-sent with the live subscriptions; their ready() waits for the new OK.
+      if (op.kind === 'sub') this.pending.delete(reqId);
+      else if (op.after < written) {
+        this.pending.delete(reqId);
+        op.reject(error);
+      }
+    }
+    this.pongWaiters = this.pongWaiters.filter((w) => {
+      if (w.after >= written) return true;
+      w.reject?.(error);
+      return false;
+    });
+    if (this.inbox) {
+      for (const [token, request] of this.inbox.requests) {
+        if (request.after < written) {
+          this.inbox.requests.delete(token);
+          clearTimeout(request.timer);
+          request.reject(error);
+        }
+      }
+    }
+    this.checkQuiet();
+  }
+
+  private async runDrain(): Promise<void> {
+    const work = (async () => {
+      const userSubs = [...this.subs.values()].filter((s) => s !== this.inbox?.sub);
+      await Promise.all(userSubs.map((s) => s.drain()));
+      await this.quiet();
+      if (this.state === 'connected') await this.flush().catch(() => {});
+    })();
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const timeout = new Promise<MessagingError>((resolve) => {
+      timer = setTimeout(
+        () =>
+          resolve(
+            new TimeoutError('TIMEOUT', `drain did not finish within ${this.options.drainTimeoutMs} ms`),
+          ),
+        this.options.drainTimeoutMs,
+      );
+    });
+    const outcome = await Promise.race([work.then(() => undefined), timeout]);
+    clearTimeout(timer);
+    await this.finish(outcome);
+  }
+
+  /** Resolves when no confirm, command or request awaits an answer. */
+  private quiet(): Promise<void> {
+    return new Promise((resolve) => {
+      this.quietWaiters.push(resolve);
+      this.checkQuiet();
+    });
+  }
+
+  private checkQuiet(): void {
+    if (this.quietWaiters.length === 0) return;
+    for (const op of this.pending.values()) if (op.kind === 'op') return;
+    if (this.inbox && this.inbox.requests.size > 0) return;
+    const waiters = this.quietWaiters;
+    this.quietWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  private async finish(reason: MessagingError | undefined): Promise<void> {
+    if (this.state === 'closed') return this.closedPromise.then(() => undefined);
+    this.state = 'closed';
+    this.stopHeartbeat();
+    this.reconnectSleep?.wake();
+    const link = this.link;
+    this.link = undefined;
+    if (link) {
+      // Write what is queued (e.g. fire-and-forget publishes of this tick) before the orderly close.
+      if (this.out.length > 0) link.transport.send(concat(this.out, this.outBytes));
+      link.transport.close();
+    }
+    this.out = [];
+    this.outBytes = 0;
+
+    const error = reason ?? closedError('connection closed');
+    for (const op of this.pending.values()) op.reject(error);
+    this.pending.clear();
+    for (const w of this.pongWaiters) w.reject?.(error);
+    this.pongWaiters = [];
+    if (this.inbox) {
+      for (const request of this.inbox.requests.values()) {
+        clearTimeout(request.timer);
+        request.reject(error);
+      }
+      this.inbox.requests.clear();
+    }
+    for (const sub of [...this.subs.values()]) sub._close(reason);
+    this.subs.clear();
+    this.checkQuiet();
+
+    this.emit('close', reason);
+    this.resolveClosed(reason);
+    if (link) await link.transport.closed;
+  }
+}

@@ -1,0 +1,59 @@
+/**
+ * The messaging-system client SDK — the public surface, listed explicitly. Depends only on
+ * `src/protocol/`; runs in Node (TCP, TLS, WebSocket) and in browsers (WebSocket).
+ *
+ * ```ts
+ * const nc = await connect({ servers: 'tcp://127.0.0.1:8080' });
+ * const sub = nc.subscribe('orders.*');
+ * nc.publish('orders.created', JSON.stringify({ id: 1 }));
+ * for await (const m of sub) console.log(m.topic, m.json());
+ * ```
+ */
+export {
+  connect,
+  Connection,
+  type CommandOptions,
+  type CommandResult,
+  type ConnectionEvents,
+  type RequestOptions,
+  type ServerInfo,
+} from './connection.ts';
+export { type BackoffOptions, type ConnectOptions, DEFAULT_SERVER } from './options.ts';
+export { Subscription, type SubscribeOptions } from './subscription.ts';
+export {
+  Message,
+  PRIORITIES,
+  type MessageOptions,
+  type Payload,
+  type PriorityName,
+  type PublishAck,
+  type PublishOptions,
+} from './message.ts';
+export { type Listener } from './events.ts';
+export {
+  createMemoryPair,
+  type MemoryTransport,
+  type TlsOptions,
+  type Transport,
+  type TransportFactory,
+  type TransportOptions,
+  type WebSocketConstructor,
+  type WebSocketLike,
+} from './transport.ts';
+export {
+  AuthError,
+  ConnectionClosedError,
+  ERROR_CATALOGUE,
+  MessagingError,
+  NoRespondersError,
+  NotFoundError,
+  PermissionError,
+  ProtocolError,
+  RateLimitedError,
+  TimeoutError,
+  errorFromWire,
+  isErrorCode,
+  type ErrorCode,
+  type MessageMeta,
+  type WireError,
+} from '../protocol/index.ts';

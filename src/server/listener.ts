@@ -1,0 +1,252 @@
+/**
+ * The messaging port. One TCP listener serves the native protocol, HTTP and WebSocket: the first byte of
+ * each connection decides (0x00 = a native frame's length prefix; an ASCII letter = an HTTP method).
+ * It also owns connection accounting: max_connections, typed close reasons, and one shared heartbeat sweep
+ * instead of a timer per connection.
+ */
+import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
+import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import type { Duplex } from 'node:stream';
+import type { Logger } from 'pino';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { encodeError, MessagingError } from '../protocol/index.ts';
+import type { HttpApi } from './http-api.ts';
+import { Session, type CloseReason, type SessionContext } from './session.ts';
+import { TcpTransport, WebSocketTransport, type TransportKind } from './transport.ts';
+
+export interface ListenerOptions {
+  host: string;
+  port: number;
+  maxConnections: number;
+  tcpNoDelay: boolean;
+  httpEnabled: boolean;
+  webSocketEnabled: boolean;
+  /** Idle time after which an HTTP keep-alive connection is closed. */
+  httpIdleTimeoutMs: number;
+}
+
+/** Hooks the server uses to feed metrics. */
+export interface ConnectionEvents {
+  opened(kind: TransportKind | 'http'): void;
+  closed(kind: TransportKind | 'http', reason: CloseReason): void;
+}
+
+const isAsciiLetter = (b: number): boolean => (b >= 0x41 && b <= 0x5a) || (b >= 0x61 && b <= 0x7a);
+
+export class MessagingListener {
+  private readonly net: NetServer;
+  private readonly http: HttpServer;
+  private readonly wss: WebSocketServer;
+  private readonly sessions = new Set<Session>();
+  private readonly httpSockets = new Set<Socket>();
+  /** Every accepted socket, so shutdown can destroy whatever outlives the drain deadline. */
+  private readonly sockets = new Set<Socket>();
+  private nextSessionId = 1;
+  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private accepting = true;
+
+  constructor(
+    private readonly options: ListenerOptions,
+    private readonly sessionContext: Omit<SessionContext, 'onClose'>,
+    api: HttpApi,
+    private readonly events: ConnectionEvents,
+    private readonly logger: Logger,
+  ) {
+    this.net = createNetServer({ noDelay: options.tcpNoDelay }, (socket) => this.accept(socket));
+    this.http = createHttpServer(
+      {
+        keepAliveTimeout: options.httpIdleTimeoutMs,
+        headersTimeout: sessionContext.limits.handshakeTimeoutMs + 1000,
+        requestTimeout: 60_000,
+      },
+      api.handle,
+    );
+    this.wss = new WebSocketServer({ noServer: true, maxPayload: sessionContext.limits.maxFrameBytes * 4 });
+    this.http.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
+  }
+
+  get connectionCount(): number {
+    return this.sessions.size + this.httpSockets.size;
+  }
+
+  get sessionCount(): number {
+    return this.sessions.size;
+  }
+
+  async listen(): Promise<number> {
+    await new Promise<void>((resolve, reject) => {
+      this.net.once('error', reject);
+      this.net.listen(this.options.port, this.options.host, () => {
+        this.net.off('error', reject);
+        resolve();
+      });
+    });
+    if (this.sessionContext.limits.heartbeatMs > 0) {
+      this.heartbeatTimer = setInterval(() => {
+        for (const session of this.sessions) session.heartbeat();
+      }, this.sessionContext.limits.heartbeatMs);
+      this.heartbeatTimer.unref();
+    }
+    const address = this.net.address();
+    return typeof address === 'object' && address ? address.port : this.options.port;
+  }
+
+  /** Stops accepting; existing connections carry on until `closeAll`. */
+  stopAccepting(): Promise<void> {
+    this.accepting = false;
+    return new Promise((resolve) => this.net.close(() => resolve()));
+  }
+
+  /**
+   * Graceful close: every session flushes and ends; after `deadlineMs` the stragglers are destroyed.
+   */
+  async closeAll(deadlineMs: number): Promise<void> {
+    clearInterval(this.heartbeatTimer);
+    for (const session of [...this.sessions]) {
+      session.fail(
+        new MessagingError('SERVER_SHUTTING_DOWN', 'the server is shutting down; reconnect to another'),
+        'server_shutdown',
+      );
+    }
+    for (const socket of this.httpSockets) socket.end();
+    this.http.closeIdleConnections();
+    const deadline = Date.now() + deadlineMs;
+    while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const socket of this.sockets) socket.destroy();
+    for (const client of this.wss.clients) client.terminate();
+  }
+
+  private accept(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    let sniffed = false;
+    socket.once('data', (first: Buffer) => {
+      sniffed = true;
+      const b = first[0]!;
+      if (!this.accepting) {
+        socket.destroy();
+        return;
+      }
+      if (b === 0x00) this.acceptNative(socket, first);
+      else if (isAsciiLetter(b) && this.options.httpEnabled) this.acceptHttp(socket, first);
+      else {
+        this.logger.info(
+          { remote: socket.remoteAddress, first: b },
+          'refused connection: neither the native protocol nor HTTP',
+        );
+        socket.end(
+          encodeError(
+            0,
+            new MessagingError(
+              'PROTOCOL_ERROR',
+              `unrecognised first byte 0x${b.toString(16).padStart(2, '0')}: expected a native frame (0x00) or HTTP`,
+            ).toWire(),
+          ),
+        );
+        this.events.closed('tcp', 'protocol_error');
+      }
+    });
+    socket.on('error', (err) => this.logger.debug({ err: err.message }, 'socket error'));
+    // A connection that never sends a byte is cut at the handshake deadline.
+    socket.setTimeout(this.sessionContext.limits.handshakeTimeoutMs, () => {
+      if (!sniffed) {
+        this.events.closed('tcp', 'handshake_timeout');
+        socket.destroy();
+      }
+    });
+  }
+
+  private atCapacity(): boolean {
+    return this.connectionCount >= this.options.maxConnections;
+  }
+
+  private acceptNative(socket: Socket, first: Buffer): void {
+    socket.setTimeout(0);
+    if (this.atCapacity()) {
+      const error = new MessagingError(
+        'TOO_MANY_CONNECTIONS',
+        `the server is at max_connections (${this.options.maxConnections}); try again later or another server`,
+      );
+      socket.end(encodeError(0, error.toWire()));
+      this.logger.warn(
+        { remote: socket.remoteAddress, limit: this.options.maxConnections },
+        'refused connection: max_connections reached',
+      );
+      this.events.closed('tcp', 'max_connections');
+      return;
+    }
+    const session = this.createSession(new TcpTransport(socket));
+    socket.on('data', (chunk: Buffer) => session.receive(chunk));
+    socket.on('close', (hadError) => session.transportClosed(hadError));
+    session.receive(first);
+  }
+
+  private acceptHttp(socket: Socket, first: Buffer): void {
+    socket.setTimeout(0);
+    if (this.atCapacity()) {
+      const body = JSON.stringify({
+        code: 'TOO_MANY_CONNECTIONS',
+        message: `the server is at max_connections (${this.options.maxConnections})`,
+      });
+      socket.end(
+        `HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+      );
+      this.events.closed('http', 'max_connections');
+      return;
+    }
+    this.httpSockets.add(socket);
+    this.events.opened('http');
+    socket.on('close', () => {
+      // An upgraded socket is accounted as a WebSocket session from then on.
+      if (this.httpSockets.delete(socket)) this.events.closed('http', 'client_closed');
+    });
+    socket.unshift(first);
+    this.http.emit('connection', socket);
+  }
+
+  private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
+    const path = new URL(req.url ?? '/', 'http://localhost').pathname;
+    if (!this.options.webSocketEnabled || path !== '/v1/ws') {
+      socket.end('HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+      return;
+    }
+    this.httpSockets.delete(socket as Socket);
+    this.events.closed('http', 'client_closed');
+    this.wss.handleUpgrade(req, socket, head, (ws: WebSocket) => {
+      const session = this.createSession(
+        new WebSocketTransport(ws, `${req.socket.remoteAddress ?? '?'}:${req.socket.remotePort ?? 0}`),
+      );
+      ws.on('message', (data, isBinary) => {
+        if (!isBinary) {
+          session.fail(
+            new MessagingError(
+              'PROTOCOL_ERROR',
+              'WebSocket text messages are not accepted; send native frames as binary messages',
+            ),
+            'protocol_error',
+          );
+          return;
+        }
+        session.receive(
+          Array.isArray(data) ? Buffer.concat(data) : new Uint8Array(data as ArrayBuffer | Buffer),
+        );
+      });
+      ws.on('close', () => session.transportClosed(false));
+      ws.on('error', () => session.transportClosed(true));
+    });
+  }
+
+  private createSession(transport: TcpTransport | WebSocketTransport): Session {
+    const session = new Session(this.nextSessionId++, transport, {
+      ...this.sessionContext,
+      onClose: (s, reason) => {
+        this.sessions.delete(s);
+        this.events.closed(transport.kind, reason);
+        this.logger.debug({ conn: s.id, reason }, 'connection closed');
+      },
+    });
+    this.sessions.add(session);
+    this.events.opened(transport.kind);
+    return session;
+  }
+}

@@ -1,0 +1,444 @@
+/**
+ * One native-protocol connection, over any `ServerTransport`. It parses frames, enforces the handshake
+ * and limits, routes through the broker, and batches outbound frames: the first frame queued in an event
+ * loop turn schedules one flush, so a burst of deliveries becomes one write.
+ */
+import type { Logger } from 'pino';
+import type { Broker, RoutedMessage } from '../core/broker.ts';
+import type { PubSubMessage, Subscriber, Subscription } from '../core/pubsub.ts';
+import {
+  encodeControl,
+  encodeError,
+  encodeMsg,
+  encodePong,
+  encodePing,
+  FrameParser,
+  FrameType,
+  MessagingError,
+  PROTOCOL_VERSION,
+  PUB_FLAG_REQUEST,
+  setMsgSid,
+  type ControlFrame,
+  type ErrorCode,
+  type Frame,
+  type PubFrame,
+} from '../protocol/index.ts';
+import type { ServerTransport } from './transport.ts';
+
+/** Why a connection ended; logged and counted in messaging_connections_closed_total{reason}. */
+export type CloseReason =
+  | 'client_closed'
+  | 'server_shutdown'
+  | 'protocol_error'
+  | 'handshake_timeout'
+  | 'handshake_failed'
+  | 'slow_consumer'
+  | 'heartbeat_timeout'
+  | 'max_connections'
+  | 'auth_failed'
+  | 'transport_error';
+
+export interface SessionLimits {
+  maxPayloadBytes: number;
+  maxFrameBytes: number;
+  maxPendingBytes: number;
+  handshakeTimeoutMs: number;
+  heartbeatMs: number;
+}
+
+/** Counters shared by all sessions, read by the metrics collector at scrape time. */
+export interface TrafficCounters {
+  bytesReceived: number;
+  bytesSent: number;
+  framesReceived: number;
+  errorsSent: number;
+}
+
+export type CommandHandler = (session: Session, args: Record<string, unknown>) => unknown;
+
+export interface SessionContext {
+  broker: Broker;
+  logger: Logger;
+  limits: SessionLimits;
+  counters: TrafficCounters;
+  instanceId: string;
+  serverVersion: string;
+  /** CMD operations by name; later features (queues, streams, tasks) register here. */
+  commands: ReadonlyMap<string, CommandHandler>;
+  onClose(session: Session, reason: CloseReason): void;
+}
+
+/** One SUB on this connection, plugged into the broker. */
+class SessionSubscriber implements Subscriber {
+  subscription: Subscription | undefined;
+  constructor(
+    private readonly session: Session,
+    readonly id: number,
+    readonly sid: number,
+  ) {}
+
+  deliver(message: PubSubMessage): void {
+    this.session.deliver(this.sid, message as RoutedMessage);
+  }
+}
+
+let nextSubscriberId = 1;
+
+export class Session {
+  readonly startedAt = Date.now();
+  private readonly parser: FrameParser;
+  private handshakeDone = false;
+  private handshakeTimer: NodeJS.Timeout | undefined;
+  private readonly subs = new Map<number, SessionSubscriber>();
+  private out: Uint8Array[] = [];
+  private outBytes = 0;
+  private flushScheduled = false;
+  private closed = false;
+  /** Heartbeat bookkeeping, advanced by the server's shared sweep timer. */
+  private heardSinceSweep = true;
+  private missedBeats = 0;
+  clientName = '';
+
+  constructor(
+    readonly id: number,
+    readonly transport: ServerTransport,
+    private readonly ctx: SessionContext,
+  ) {
+    this.parser = new FrameParser(ctx.limits.maxFrameBytes, (frame) => this.onFrame(frame));
+    this.handshakeTimer = setTimeout(() => {
+      this.fail(
+        new MessagingError(
+          'HANDSHAKE_TIMEOUT',
+          `no HELLO within ${ctx.limits.handshakeTimeoutMs} ms (connection_timeout_ms)`,
+        ),
+        'handshake_timeout',
+      );
+    }, ctx.limits.handshakeTimeoutMs);
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  get subscriptionCount(): number {
+    return this.subs.size;
+  }
+
+  /** Bytes from the transport. Protocol errors are answered and close this connection only. */
+  receive(chunk: Uint8Array): void {
+    if (this.closed) return;
+    this.heardSinceSweep = true;
+    this.ctx.counters.bytesReceived += chunk.length;
+    try {
+      this.parser.push(chunk);
+    } catch (err) {
+      const error =
+        err instanceof MessagingError
+          ? err
+          : new MessagingError('INTERNAL', 'unexpected error while handling a frame', { cause: err });
+      if (error.fatal) this.fail(error, 'protocol_error');
+      else {
+        this.ctx.logger.error({ err, conn: this.id }, 'internal error while handling a frame');
+        this.sendError(0, error);
+      }
+    }
+  }
+
+  /** Called by the shared heartbeat sweep every heartbeat interval. */
+  heartbeat(): void {
+    if (this.closed || !this.handshakeDone) return;
+    if (this.heardSinceSweep) {
+      this.heardSinceSweep = false;
+      this.missedBeats = 0;
+      return;
+    }
+    this.missedBeats++;
+    if (this.missedBeats > 2) {
+      this.fail(
+        new MessagingError('HEARTBEAT_TIMEOUT', `no traffic for ${this.missedBeats} heartbeat intervals`),
+        'heartbeat_timeout',
+      );
+      return;
+    }
+    this.send(encodePing());
+  }
+
+  /** Delivers a routed message to subscription `sid`: one shared encoding, a patched 9-byte header each. */
+  deliver(sid: number, message: RoutedMessage): void {
+    if (this.closed) return;
+    let frame = message.encoded;
+    if (frame === undefined) {
+      frame = encodeMsg(0, message.topic, message.payload, {
+        reply: message.reply,
+        meta: message.meta,
+        msgId: message.msgId,
+      });
+      (message as PubSubMessage).encoded = frame;
+    }
+    const header = frame.slice(0, 9);
+    setMsgSid(header, sid);
+    this.send(header);
+    this.send(frame.subarray(9));
+  }
+
+  send(bytes: Uint8Array): void {
+    if (this.closed) return;
+    this.out.push(bytes);
+    this.outBytes += bytes.length;
+    if (this.outBytes + this.transport.bufferedBytes() > this.ctx.limits.maxPendingBytes) {
+      this.slowConsumer();
+      return;
+    }
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(this.flush);
+    }
+  }
+
+  sendError(reqId: number, error: MessagingError): void {
+    this.ctx.counters.errorsSent++;
+    this.send(encodeError(reqId, error.toWire()));
+  }
+
+  /** Ends the connection for a reason: sends the error frame first when there is one. */
+  fail(error: MessagingError, reason: CloseReason): void {
+    if (this.closed) return;
+    this.ctx.logger.info(
+      { conn: this.id, remote: this.transport.remoteAddress, reason, code: error.code },
+      `closing connection: ${error.message}`,
+    );
+    this.sendError(0, error);
+    this.flush();
+    this.close(reason, false);
+  }
+
+  /** Closes the connection; `graceful` flushes pending frames first. */
+  close(reason: CloseReason, graceful = true): void {
+    if (this.closed) return;
+    if (graceful) this.flush();
+    this.closed = true;
+    clearTimeout(this.handshakeTimer);
+    for (const sub of this.subs.values()) sub.subscription?.unsubscribe();
+    this.subs.clear();
+    this.out = [];
+    this.outBytes = 0;
+    this.transport.end();
+    this.ctx.onClose(this, reason);
+  }
+
+  /** The transport went away on its own. */
+  transportClosed(hadError: boolean): void {
+    if (this.closed) return;
+    if (!this.parser.idle) {
+      this.ctx.logger.debug(
+        { conn: this.id, buffered: this.parser.bufferedBytes },
+        'connection closed mid-frame',
+      );
+    }
+    this.close(hadError ? 'transport_error' : 'client_closed', false);
+  }
+
+  private readonly flush = (): void => {
+    this.flushScheduled = false;
+    if (this.out.length === 0 || this.closed) return;
+    const bytes = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out, this.outBytes);
+    this.out = [];
+    this.outBytes = 0;
+    this.ctx.counters.bytesSent += bytes.length;
+    this.transport.write(bytes);
+  };
+
+  private slowConsumer(): void {
+    const pending = this.outBytes + this.transport.bufferedBytes();
+    this.out = [];
+    this.outBytes = 0;
+    this.ctx.logger.warn(
+      {
+        conn: this.id,
+        remote: this.transport.remoteAddress,
+        pending,
+        limit: this.ctx.limits.maxPendingBytes,
+      },
+      'slow consumer cut off: unsent bytes exceeded max_pending_bytes',
+    );
+    const error = new MessagingError(
+      'SLOW_CONSUMER',
+      `${pending} unsent bytes exceed the limit of ${this.ctx.limits.maxPendingBytes} (max_pending_bytes); read faster or subscribe to less`,
+    );
+    this.ctx.counters.errorsSent++;
+    this.transport.write(encodeError(0, error.toWire()));
+    this.closed = true;
+    clearTimeout(this.handshakeTimer);
+    for (const sub of this.subs.values()) sub.subscription?.unsubscribe();
+    this.subs.clear();
+    this.transport.destroy();
+    this.ctx.onClose(this, 'slow_consumer');
+  }
+
+  private onFrame(frame: Frame): void {
+    this.ctx.counters.framesReceived++;
+    if (!this.handshakeDone) {
+      if (frame.type !== FrameType.HELLO) {
+        throw new MessagingError(
+          'HANDSHAKE_REQUIRED',
+          'the first frame must be HELLO (see docs/protocol.md)',
+        );
+      }
+      this.hello(frame);
+      return;
+    }
+    switch (frame.type) {
+      case FrameType.PUB:
+        this.publish(frame);
+        return;
+      case FrameType.PING:
+        this.send(encodePong());
+        return;
+      case FrameType.PONG:
+        return;
+      case FrameType.SUB:
+      case FrameType.UNSUB:
+      case FrameType.CMD:
+        this.control(frame);
+        return;
+      case FrameType.HELLO:
+        this.sendError(
+          frame.reqId,
+          new MessagingError('BAD_REQUEST', 'HELLO was already received on this connection'),
+        );
+        return;
+      default:
+        throw new MessagingError(
+          'PROTOCOL_ERROR',
+          `a client may not send frame type 0x${frame.type.toString(16)}`,
+        );
+    }
+  }
+
+  private hello(frame: ControlFrame): void {
+    clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = undefined;
+    const version = frame.body.version;
+    if (typeof version !== 'number' || !Number.isInteger(version) || version < 1) {
+      throw new MessagingError(
+        'UNSUPPORTED_VERSION',
+        `HELLO must carry an integer "version" ≥ 1, got ${JSON.stringify(version)}`,
+      );
+    }
+    if (typeof frame.body.client === 'string') this.clientName = frame.body.client.slice(0, 128);
+    this.handshakeDone = true;
+    this.send(
+      encodeControl(FrameType.WELCOME, frame.reqId, {
+        version: Math.min(version, PROTOCOL_VERSION),
+        server: 'messaging-system',
+        server_version: this.ctx.serverVersion,
+        instance_id: this.ctx.instanceId,
+        connection_id: this.id,
+        max_payload: this.ctx.limits.maxPayloadBytes,
+        heartbeat_ms: this.ctx.limits.heartbeatMs,
+      }),
+    );
+  }
+
+  private publish(frame: PubFrame): void {
+    try {
+      const input = {
+        topic: frame.topic,
+        payload: frame.payload,
+        reply: frame.reply,
+        meta: frame.meta,
+        msgId: frame.msgId,
+      };
+      const result =
+        frame.flags & PUB_FLAG_REQUEST ? this.ctx.broker.request(input) : this.ctx.broker.publish(input);
+      if (frame.reqId !== 0)
+        this.send(encodeControl(FrameType.OK, frame.reqId, { delivered: result.delivered }));
+    } catch (err) {
+      this.answerError(frame.reqId, err);
+    }
+  }
+
+  private control(frame: ControlFrame): void {
+    try {
+      const result = this.runControl(frame);
+      if (result instanceof Promise) {
+        result.then(
+          (value: unknown) => this.answerOk(frame.reqId, value),
+          (err: unknown) => this.answerError(frame.reqId, err),
+        );
+      } else this.answerOk(frame.reqId, result);
+    } catch (err) {
+      this.answerError(frame.reqId, err);
+    }
+  }
+
+  private runControl(frame: ControlFrame): unknown {
+    const body = frame.body;
+    if (frame.type === FrameType.SUB) return this.subscribe(body);
+    if (frame.type === FrameType.UNSUB) return this.unsubscribe(body);
+    const op = body.op;
+    if (typeof op !== 'string') throw new MessagingError('BAD_REQUEST', 'CMD needs a string "op"');
+    const handler = this.ctx.commands.get(op);
+    if (!handler) throw new MessagingError('UNKNOWN_COMMAND', `unknown command "${op.slice(0, 64)}"`);
+    return handler(this, body);
+  }
+
+  private subscribe(body: Record<string, unknown>): object {
+    const { sid, pattern, queue } = body;
+    if (typeof sid !== 'number' || !Number.isInteger(sid) || sid <= 0 || sid > 0xffffffff) {
+      throw new MessagingError('INVALID_SUBSCRIPTION', 'SUB needs an integer "sid" from 1 to 2^32-1');
+    }
+    if (typeof pattern !== 'string')
+      throw new MessagingError('INVALID_PATTERN', 'SUB needs a string "pattern"');
+    if (queue !== undefined && typeof queue !== 'string') {
+      throw new MessagingError('BAD_REQUEST', '"queue" must be a string when present');
+    }
+    if (this.subs.has(sid))
+      throw new MessagingError('INVALID_SUBSCRIPTION', `sid ${sid} is already in use on this connection`);
+    const subscriber = new SessionSubscriber(this, nextSubscriberId++, sid);
+    subscriber.subscription = this.ctx.broker.subscribe(pattern, subscriber, queue);
+    this.subs.set(sid, subscriber);
+    return { sid };
+  }
+
+  private unsubscribe(body: Record<string, unknown>): object {
+    const { sid, max } = body;
+    const sub = typeof sid === 'number' ? this.subs.get(sid) : undefined;
+    if (!sub?.subscription)
+      throw new MessagingError('INVALID_SUBSCRIPTION', `no subscription with sid ${String(sid)}`);
+    if (typeof max === 'number' && max > 0) {
+      sub.subscription.autoUnsubscribe(max);
+      if (!sub.subscription.active) this.subs.delete(sub.sid);
+    } else {
+      sub.subscription.unsubscribe();
+      this.subs.delete(sub.sid);
+    }
+    return { sid };
+  }
+
+  private answerOk(reqId: number, value: unknown): void {
+    if (reqId === 0) return;
+    this.send(encodeControl(FrameType.OK, reqId, value && typeof value === 'object' ? value : {}));
+  }
+
+  private answerError(reqId: number, err: unknown): void {
+    if (this.closed) return;
+    if (err instanceof MessagingError) {
+      if (err.fatal) {
+        this.fail(err, 'protocol_error');
+        return;
+      }
+      this.sendError(reqId, err);
+      return;
+    }
+    this.ctx.logger.error({ err, conn: this.id }, 'internal error while handling a request');
+    this.sendError(
+      reqId,
+      new MessagingError('INTERNAL', 'internal server error; the server log has details'),
+    );
+  }
+}
+
+export function errorCodeOf(err: unknown): ErrorCode {
+  return err instanceof MessagingError ? err.code : 'INTERNAL';
+}

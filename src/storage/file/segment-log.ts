@@ -1,0 +1,285 @@
+/**
+ * The append side of the file engine: numbered segment files written with group commit.
+ *
+ * `append` places a record synchronously (so its location is known at once, in journal order) and queues
+ * its bytes. One writer drains the queue: every record queued while the previous group was being written
+ * and synced forms the next group — one write per segment touched, then one fdatasync — and all its
+ * waiters are confirmed together. `always` starts a group as soon as the event loop turns; `batch` lets a
+ * group fill for up to `batchTimeoutMs` or `batchSize` records first; `none` confirms after write().
+ */
+import { open, unlink, type FileHandle } from 'node:fs/promises';
+import { join } from 'node:path';
+import type { FsyncPolicy } from '../types.ts';
+import type { Loc } from '../internal/records.ts';
+import { encodeHeader, HEADER_BYTES } from './codec.ts';
+
+export function segmentPath(dir: string, seg: number): string {
+  return join(dir, `${String(seg).padStart(10, '0')}.seg`);
+}
+
+export const SEGMENT_RE = /^(\d{10})\.seg$/;
+
+/** File operations, injectable so tests can fail a write with ENOSPC. */
+export interface SegmentIo {
+  write(fh: FileHandle, buf: Buffer, position: number): Promise<void>;
+  sync(fh: FileHandle): Promise<void>;
+}
+
+export const defaultIo: SegmentIo = {
+  async write(fh, buf, position) {
+    let done = 0;
+    while (done < buf.length) {
+      const { bytesWritten } = await fh.write(buf, done, buf.length - done, position + done);
+      if (bytesWritten === 0) throw Object.assign(new Error('write made no progress'), { code: 'EIO' });
+      done += bytesWritten;
+    }
+  },
+  sync: (fh) => fh.datasync(),
+};
+
+export interface SegmentLogOptions {
+  dir: string;
+  segmentBytes: number;
+  fsync: FsyncPolicy;
+  batchSize: number;
+  batchTimeoutMs: number;
+  io: SegmentIo;
+  /** The segment to continue and its current size (0 to start a fresh one). */
+  activeSeg: number;
+  activeSize: number;
+  /** Encoded control-state record that heads every new segment. */
+  segmentHead: () => Buffer;
+  /** A group failed to be written: nothing after it was written either. */
+  onFailure: (err: unknown) => void;
+  /** A new segment was started (the previous one is now closed). */
+  onRoll: (closedSeg: number, size: number) => void;
+}
+
+interface Chunk {
+  seg: number;
+  off: number;
+  buf: Buffer;
+}
+
+interface Waiter {
+  promise: Promise<void>;
+  resolve: () => void;
+  reject: (err: unknown) => void;
+}
+
+function waiter(): Waiter {
+  let resolve!: () => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  // A failure is also reported to `onFailure`; nobody may be awaiting this particular group.
+  promise.catch(() => undefined);
+  return { promise, resolve, reject };
+}
+
+export class SegmentLog {
+  private activeSeg: number;
+  /** Size of the active segment including queued bytes: where the next record goes. */
+  private activeSize: number;
+  private recordsInActive = 0;
+  private queue: Chunk[] = [];
+  private queuedRecords = 0;
+  private group: Waiter | null = null;
+  private writing: Waiter | null = null;
+  private timer: NodeJS.Timeout | null = null;
+  private scheduled = false;
+  private failed: unknown = null;
+  private readonly files = new Map<number, FileHandle>();
+  /** Number of groups fully written; readers use it to know what is on disk. */
+  groupsWritten = 0;
+  groupsQueued = 0;
+
+  constructor(private readonly o: SegmentLogOptions) {
+    this.activeSeg = o.activeSeg;
+    this.activeSize = o.activeSize;
+    if (o.activeSize > 0) this.recordsInActive = 1;
+    else this.startSegment(o.activeSeg);
+  }
+
+  get active(): number {
+    return this.activeSeg;
+  }
+
+  /** The group the most recently appended record is written with; it is on disk once `groupsWritten` reaches it. */
+  get lastGroup(): number {
+    return this.groupsQueued;
+  }
+
+  /** Places one encoded record; it is written with the next group. */
+  append(buf: Buffer): Loc {
+    if (this.failed) throw this.failed;
+    if (this.activeSize + buf.length > this.o.segmentBytes && this.recordsInActive > 0) {
+      const closed = this.activeSeg;
+      const size = this.activeSize;
+      this.startSegment(this.activeSeg + 1);
+      this.o.onRoll(closed, size);
+    }
+    return this.place(buf);
+  }
+
+  private startSegment(seg: number): void {
+    this.activeSeg = seg;
+    this.activeSize = 0;
+    this.recordsInActive = 0;
+    this.place(encodeHeader(seg), false);
+    this.place(this.o.segmentHead(), false);
+  }
+
+  private place(buf: Buffer, counts = true): Loc {
+    const loc = { seg: this.activeSeg, off: this.activeSize, len: buf.length };
+    this.queue.push({ seg: loc.seg, off: loc.off, buf });
+    this.activeSize += buf.length;
+    if (counts) {
+      this.recordsInActive++;
+      this.queuedRecords++;
+    }
+    if (!this.group) {
+      this.group = waiter();
+      this.groupsQueued++;
+    }
+    this.schedule();
+    return loc;
+  }
+
+  /** Resolves when everything appended so far is durable under the policy. */
+  flush(): Promise<void> {
+    if (this.failed) return Promise.reject(this.failed);
+    return (this.group ?? this.writing)?.promise ?? Promise.resolve();
+  }
+
+  private schedule(): void {
+    if (this.writing || this.scheduled) return;
+    if (this.o.fsync === 'batch' && this.queuedRecords < this.o.batchSize) {
+      this.timer ??= setTimeout(() => {
+        this.timer = null;
+        this.kick();
+      }, this.o.batchTimeoutMs);
+      return;
+    }
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.kick();
+    });
+  }
+
+  private kick(): void {
+    if (this.writing || !this.group) return;
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    void this.writeGroups();
+  }
+
+  private async writeGroups(): Promise<void> {
+    while (this.group && !this.failed) {
+      const chunks = this.queue;
+      const w = this.group;
+      this.queue = [];
+      this.queuedRecords = 0;
+      this.group = null;
+      this.writing = w;
+      try {
+        await this.writeChunks(chunks);
+        this.groupsWritten++;
+        w.resolve();
+      } catch (err) {
+        this.failed = err;
+        await this.rollBack(chunks);
+        w.reject(err);
+        (this.group as Waiter | null)?.reject(err);
+        this.group = null;
+        this.queue = [];
+        this.writing = null;
+        this.o.onFailure(err);
+        return;
+      }
+      this.writing = null;
+    }
+  }
+
+  private async writeChunks(chunks: Chunk[]): Promise<void> {
+    const touched = new Set<number>();
+    let created = false;
+    for (let i = 0; i < chunks.length; ) {
+      // Consecutive chunks of one segment are contiguous: one write for all of them.
+      const seg = chunks[i]!.seg;
+      const off = chunks[i]!.off;
+      let j = i;
+      let bytes = 0;
+      while (j < chunks.length && chunks[j]!.seg === seg) bytes += chunks[j++]!.buf.length;
+      const buf = j - i === 1 ? chunks[i]!.buf : Buffer.concat(chunks.slice(i, j).map((c) => c.buf), bytes);
+      let fh = this.files.get(seg);
+      if (!fh) {
+        fh = await open(segmentPath(this.o.dir, seg), off === 0 ? 'w+' : 'r+');
+        this.files.set(seg, fh);
+        created ||= off === 0;
+      }
+      await this.o.io.write(fh, buf, off);
+      touched.add(seg);
+      i = j;
+    }
+    if (this.o.fsync !== 'none') {
+      for (const seg of touched) await this.o.io.sync(this.files.get(seg)!);
+      if (created) await syncDir(this.o.dir);
+    }
+    // Closed segments are complete: release their write handles.
+    for (const [seg, fh] of this.files) {
+      if (seg !== this.activeSeg && !this.queue.some((c) => c.seg === seg)) {
+        this.files.delete(seg);
+        await fh.close();
+      }
+    }
+  }
+
+  /** Puts the files back as they were before a failed group, so no unconfirmed record survives. */
+  private async rollBack(chunks: Chunk[]): Promise<void> {
+    const start = new Map<number, number>();
+    for (const c of chunks) if (!start.has(c.seg)) start.set(c.seg, c.off);
+    for (const [seg, off] of start) {
+      try {
+        const fh = this.files.get(seg);
+        if (off === 0) {
+          await fh?.close();
+          this.files.delete(seg);
+          await unlink(segmentPath(this.o.dir, seg));
+        } else await fh?.truncate(off);
+      } catch {
+        // Best effort: recovery drops a torn tail anyway.
+      }
+    }
+  }
+
+  /** Writes what is queued, syncs, and closes the files. */
+  async close(): Promise<void> {
+    if (!this.failed) {
+      if (this.timer) this.kick();
+      await this.flush().catch(() => undefined);
+      if (this.writing) await this.writing.promise.catch(() => undefined);
+      if (this.o.fsync === 'none' && !this.failed) {
+        for (const fh of this.files.values()) await fh.datasync().catch(() => undefined);
+      }
+    }
+    if (this.timer) clearTimeout(this.timer);
+    for (const fh of this.files.values()) await fh.close().catch(() => undefined);
+    this.files.clear();
+  }
+}
+
+async function syncDir(dir: string): Promise<void> {
+  // A new segment file is durable only once its directory entry is.
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}

@@ -1,0 +1,24 @@
+/**
+ * Public surface of the storage layer: the `Storage` contract, its types, and `createStorage`.
+ * Internals (state machine, journal format) are reachable by tests but not exported.
+ */
+import { FileStorage } from './file/file-storage.ts';
+import { MemoryStorage } from './memory.ts';
+import { MessagingError } from '../protocol/errors.ts';
+import type { Storage, StorageOptions } from './types.ts';
+
+export type * from './types.ts';
+export { DEFAULT_PRIORITY, QUEUE_DEFAULTS } from './types.ts';
+export { MemoryStorage } from './memory.ts';
+export { FileStorage, type FileStorageOptions } from './file/file-storage.ts';
+
+/** Opens the configured engine; for `file`, state is recovered from `path` before this resolves. */
+export async function createStorage(options: StorageOptions): Promise<Storage> {
+  if (options.engine === 'memory') return new MemoryStorage(options.now ? { now: options.now } : {});
+  if (options.engine === 'file') {
+    if (!options.path) throw new MessagingError('BAD_REQUEST', 'the file storage engine needs a path (persistence_path)');
+    const { engine: _engine, path, ...rest } = options;
+    return FileStorage.open({ path, ...rest });
+  }
+  throw new MessagingError('BAD_REQUEST', `unknown storage engine ${String(options.engine)}`);
+}

@@ -1,0 +1,84 @@
+/**
+ * Journal records: every durable state change is one of these facts. Records state outcomes, never
+ * commands ("entry k of queue q was dead-lettered with reason r at t", not "expire what is due"), so
+ * replaying them needs no clock and no decisions and always rebuilds the same state. The memory engine
+ * applies them too, which keeps both engines on one code path.
+ */
+import type { DeadLetterReason, Message, QueueSpec, StreamSpec } from '../types.ts';
+
+/** A message's state in one queue, as carried in a `msg` record. */
+export interface EntryFact {
+  q: string;
+  /** FIFO position (the message key unless replayed from the dead letters). */
+  o: number;
+  /** Deliveries so far. */
+  dc: number;
+  /** Not before (ms), 0 = now. */
+  nb: number;
+  /** Expires at (ms), 0 = never. */
+  ex: number;
+  dead?: DeadFact;
+}
+
+export interface DeadFact {
+  reason: DeadLetterReason;
+  at: number;
+  error?: string;
+}
+
+export interface QueueMeta {
+  spec: QueueSpec;
+  published: number;
+  acked: number;
+  dead: number;
+}
+
+export interface StreamMeta {
+  spec: StreamSpec;
+  first: number;
+  last: number;
+  readers: Record<string, number>;
+}
+
+/** The message without its payload: what state needs (payloads live in the engine). */
+export type MessageHead = Omit<Message, 'payload'>;
+
+export type Rec =
+  /** Full control state; heads every file segment so older segments can go without losing declarations. */
+  | { t: 'meta'; next: number; queues: QueueMeta[]; streams: StreamMeta[] }
+  | { t: 'qdecl'; spec: QueueSpec }
+  | { t: 'qdel'; q: string }
+  /** Drop every waiting entry of `q` except the keys in `keep` (deliveries held by consumers). */
+  | { t: 'qpurge'; q: string; keep: number[] }
+  | { t: 'sdecl'; spec: StreamSpec }
+  | { t: 'sdel'; s: string }
+  /**
+   * A message and where it is. `carried`: rewritten by compaction; if the key is already known only its
+   * location changes.
+   */
+  | {
+      t: 'msg';
+      key: number;
+      head: MessageHead;
+      payload?: Uint8Array;
+      queues: EntryFact[];
+      streams: { s: string; seq: number }[];
+      carried?: boolean;
+    }
+  | { t: 'ack'; q: string; key: number }
+  | { t: 'requeue'; q: string; key: number; dc: number; nb: number }
+  | { t: 'dead'; q: string; key: number; dc: number; reason: DeadLetterReason; at: number; error?: string }
+  /** Dead letters back to the queue, each with a new FIFO position. */
+  | { t: 'replay'; q: string; items: { key: number; o: number }[] }
+  | { t: 'dlpurge'; q: string; keys: number[] }
+  /** Everything below `first` leaves the stream. */
+  | { t: 'trim'; s: string; first: number }
+  /** `pos` null deletes the reader. */
+  | { t: 'reader'; s: string; r: string; pos: number | null };
+
+/** Where a record sits in the journal; the memory engine has none. */
+export interface Loc {
+  seg: number;
+  off: number;
+  len: number;
+}
