@@ -103,10 +103,10 @@ const TASKS: Array<Factory<TaskSystem>> = [oursTasks, bullmqTasks];
 
 export function buildScenarios(suites: readonly Suite[], p: Params): Scenario[] {
   const out: Scenario[] = [];
-  const warmup = Math.min(20_000, Math.max(1000, Math.floor(p.messages / 10)));
+  const warmup = Math.min(10_000, Math.max(1000, Math.floor(p.messages / 20)));
   if (suites.includes('pubsub')) {
     for (const subscribers of [1, 4]) {
-      const params = { subscribers, messages: p.messages, size: p.size, batch: p.batch, warmup, publishLimitMs: 5000, idleMs: 2000 };
+      const params = { subscribers, messages: p.messages, size: p.size, batch: p.batch, warmup, publishLimitMs: 5000, measureLimitMs: 10_000, idleMs: 2000 };
       out.push({
         id: `pubsub-1x${subscribers}`,
         suite: 'pubsub',

@@ -9,6 +9,8 @@ export interface MachineFacts {
   os: string;
   node: string;
   date: string;
+  /** 1-minute load average when the run started: other work on the machine skews every number. */
+  loadAtStart: number;
 }
 
 function cpuModel(): string {
@@ -22,8 +24,11 @@ function cpuModel(): string {
   return os.cpus()[0]?.model ?? 'unknown';
 }
 
+const loadAtStart = os.loadavg()[0] ?? 0;
+
 export function machineFacts(): MachineFacts {
   return {
+    loadAtStart,
     cpu: cpuModel(),
     cores: os.availableParallelism(),
     memoryGiB: Math.round(os.totalmem() / 2 ** 30),

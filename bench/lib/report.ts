@@ -58,6 +58,15 @@ function spread(rounds: readonly Measurement[]): string {
   return mid > 0 ? `±${Math.round((half / mid) * 100)}%` : '';
 }
 
+/** Delivered fraction; rounds cut at the time limit while messages were still arriving say so. */
+function deliveredText(rounds: readonly Measurement[], m: Measurement): string {
+  const cut = rounds.filter((r) => r.detail['cut'] === 1).length;
+  const pct = m.delivered === undefined ? '' : `${(m.delivered * 100).toFixed(m.delivered < 1 ? 2 : 0)}%`;
+  if (cut === 0) return pct;
+  const note = `${cut}/${rounds.length} cut at time limit`;
+  return pct ? `${pct}, ${note}` : note;
+}
+
 function ratio(a: Measurement | undefined, b: Measurement | undefined): string {
   if (!a || !b || !(b.value > 0) || !Number.isFinite(a.value)) return '—';
   return `${(a.value / b.value).toFixed(2)}×`;
@@ -93,7 +102,7 @@ export function buildTable(rows: readonly Row[]): Table {
       name,
       resultText(s, m),
       `${r.outcome.rounds.length} ${spread(r.outcome.rounds)}`.trim(),
-      m.delivered === undefined ? '' : `${(m.delivered * 100).toFixed(m.delivered < 1 ? 2 : 0)}%`,
+      deliveredText(r.outcome.rounds, m),
       r.system.id === s.baseline ? `reference (${baseLabel})` : `${ratio(m, base)} ${baseLabel}`,
       r.system.id === 'ours' ? '' : ratio(ours, m),
     ]);
@@ -132,7 +141,7 @@ export function formatFacts(f: MachineFacts, versions: Record<string, string>): 
     .join(', ');
   return [
     `Machine: ${f.cpu}, ${f.cores} cores, ${f.memoryGiB} GiB RAM, ${f.os}`,
-    `Node ${f.node}; run ${f.date}`,
+    `Node ${f.node}; run ${f.date}; load average at start ${f.loadAtStart.toFixed(2)}`,
     ...(v ? [`Servers: ${v}`] : []),
   ];
 }

@@ -14,11 +14,8 @@
  */
 import {
   ConnectionClosedError,
-  FrameParser,
   FrameType,
   MessagingError,
-  NoRespondersError,
-  PROTOCOL_VERSION,
   PUB_FLAG_REQUEST,
   TimeoutError,
   encodeControl,
@@ -26,15 +23,15 @@ import {
   encodePong,
   encodePub,
   errorFromWire,
-  FRAME_OVERHEAD_ALLOWANCE,
   messagingError,
   type ControlFrame,
   type ErrorCode,
   type Frame,
   type MsgFrame,
-  type WireError,
 } from '../protocol/index.ts';
 import { TypedEmitter } from './events.ts';
+import { RequestInbox } from './inbox.ts';
+import { Link, type LinkHandlers, type ServerInfo } from './link.ts';
 import {
   Message,
   buildEnvelope,
@@ -46,20 +43,8 @@ import {
   type Responder,
 } from './message.ts';
 import { backoffDelay, resolveOptions, type ConnectOptions, type ResolvedOptions } from './options.ts';
+import { Outbound } from './outbound.ts';
 import { Subscription, type SubscribeOptions, type SubscriptionHost } from './subscription.ts';
-import { defaultTransportFactory, type Transport } from './transport.ts';
-
-/** The server's WELCOME body. Unknown fields are kept: newer servers may add some. */
-export interface ServerInfo {
-  version: number;
-  server: string;
-  server_version: string;
-  instance_id: string;
-  connection_id: number;
-  max_payload: number;
-  heartbeat_ms: number;
-  [key: string]: unknown;
-}
 
 /** The connection's status events (see `Connection.on`). */
 export interface ConnectionEvents {
@@ -90,9 +75,8 @@ export interface CommandOptions {
   timeoutMs?: number;
 }
 
-/** Flush at once when this much is queued, instead of waiting for the end of the tick. */
-const FLUSH_THRESHOLD = 64 * 1024;
-const HELLO_REQ_ID = 1;
+/** HELLO uses request id 1 (docs/protocol.md); later requests start after it. */
+const FIRST_REQ_ID = 2;
 const EMPTY = new Uint8Array(0);
 /** Codes after which reconnecting cannot help. */
 const PERMANENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
@@ -104,24 +88,7 @@ const PERMANENT: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
 
 type State = 'connecting' | 'connected' | 'reconnecting' | 'closed';
 
-/** One transport plus its parser and handshake state. */
-interface Link {
-  url: URL;
-  transport: Transport;
-  parser: FrameParser;
-  /** Anything arrived since the last heartbeat tick. */
-  heard: boolean;
-  /** A fatal ERR from the server or a local reason (heartbeat, parse error) for the coming close. */
-  reason: MessagingError | undefined;
-  handshake: { resolve: (info: ServerInfo) => void; reject: (error: MessagingError) => void } | undefined;
-  /** The WELCOME body, once the handshake completed. */
-  info?: ServerInfo;
-}
-
-/**
- * `after` is the flush count when the frame was queued: the frame leaves in flush number `after + 1`.
- * On a disconnect after F flushes, entries with `after < F` were written to the lost connection.
- */
+/** `after`: the outbound flush count when its frame was queued (see `Outbound.flushCount`). */
 interface PendingOp {
   kind: 'op' | 'sub';
   after: number;
@@ -135,21 +102,6 @@ interface PongWaiter {
   reject?: (error: MessagingError) => void;
 }
 
-interface PendingRequest {
-  topic: string;
-  after: number;
-  timer: ReturnType<typeof setTimeout>;
-  resolve: (message: Message) => void;
-  reject: (error: MessagingError) => void;
-}
-
-interface Inbox {
-  prefix: string;
-  sub: Subscription;
-  next: number;
-  requests: Map<string, PendingRequest>;
-}
-
 function asMessagingError(err: unknown, fallback: ErrorCode = 'INTERNAL'): MessagingError {
   if (err instanceof MessagingError) return err;
   const message = err instanceof Error ? err.message : String(err);
@@ -158,25 +110,6 @@ function asMessagingError(err: unknown, fallback: ErrorCode = 'INTERNAL'): Messa
 
 function closedError(message: string, cause?: unknown): MessagingError {
   return new ConnectionClosedError('CONNECTION_CLOSED', message, cause ? { cause } : undefined);
-}
-
-function randomToken(length: number): string {
-  const alphabet = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
-  const bytes = new Uint8Array(length);
-  globalThis.crypto.getRandomValues(bytes);
-  let out = '';
-  for (const b of bytes) out += alphabet[b % alphabet.length];
-  return out;
-}
-
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
 }
 
 /**
@@ -197,18 +130,14 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   private serverInfo: ServerInfo | undefined;
   private serverIndex = 0;
 
-  // Outbound batching: whole frames, concatenated into one buffer per flush.
-  private out: Uint8Array[] = [];
-  private outBytes = 0;
-  private flushScheduled = false;
-  private flushCount = 0;
+  private readonly out = new Outbound(() => this.flushNow());
 
-  private nextReqId = HELLO_REQ_ID + 1;
+  private nextReqId = FIRST_REQ_ID;
   private readonly pending = new Map<number, PendingOp>();
   private pongWaiters: PongWaiter[] = [];
   private readonly subs = new Map<number, Subscription>();
   private nextSid = 1;
-  private inbox: Inbox | undefined;
+  private inbox: { box: RequestInbox; sub: Subscription } | undefined;
   private quietWaiters: Array<() => void> = [];
 
   private heartbeat: ReturnType<typeof setInterval> | undefined;
@@ -231,6 +160,11 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     roundTrip: () => this.flush(),
     forget: (sid) => void this.subs.delete(sid),
     reportError: (error) => this.emit('error', error),
+  };
+
+  private readonly linkHandlers: LinkHandlers = {
+    frame: (link, frame) => this.onFrame(link, frame),
+    closed: (link, err) => this.onLinkClosed(link, err),
   };
 
   private readonly responder: Responder = {
@@ -315,7 +249,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   flush(): Promise<void> {
     if (this.state === 'closed') return Promise.reject(closedError('connection is closed'));
     return new Promise((resolve, reject) => {
-      this.pongWaiters.push({ after: this.flushCount, resolve, reject });
+      this.pongWaiters.push({ after: this.out.flushCount, resolve, reject });
       this.enqueue(encodePing());
     });
   }
@@ -344,36 +278,19 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     if (this.state === 'closed') return Promise.reject(closedError('connection is closed'));
     const timeoutMs = options.timeoutMs ?? 5000;
     return new Promise<Message>((resolve, reject) => {
-      let inbox: Inbox;
       let frame: Uint8Array;
-      let token: string;
+      let request: ReturnType<RequestInbox['open']> | undefined;
       try {
-        inbox = this.ensureInbox();
-        token = String(inbox.next++);
         const bytes = encodePayload(payload);
         this.checkPayload(bytes);
-        frame = encodePub(0, topic, bytes, {
-          reply: `${inbox.prefix}.${token}`,
-          ...buildEnvelope(options),
-          flags: PUB_FLAG_REQUEST,
-        });
-      } catch (err) {
-        reject(asMessagingError(err));
-        return;
-      }
-      const timer = setTimeout(() => {
-        if (inbox.requests.delete(token)) {
-          reject(new TimeoutError('TIMEOUT', `request to '${topic}' timed out after ${timeoutMs} ms`));
-          this.checkQuiet();
-        }
-      }, timeoutMs);
-      inbox.requests.set(token, { topic, after: this.flushCount, timer, resolve, reject });
-      try {
+        const envelope = buildEnvelope(options);
+        request = this.ensureInbox().open(topic, timeoutMs, this.out.flushCount, resolve, reject);
+        frame = encodePub(0, topic, bytes, { reply: request.reply, ...envelope, flags: PUB_FLAG_REQUEST });
         this.enqueueWork(frame);
       } catch (err) {
-        clearTimeout(timer);
-        inbox.requests.delete(token);
-        reject(asMessagingError(err));
+        const error = asMessagingError(err);
+        if (request) request.cancel(error);
+        else reject(error);
       }
     });
   }
@@ -403,7 +320,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     const servers = this.options.servers;
     for (let i = 0; i < servers.length; i++) {
       try {
-        const link = await this.openLink(servers[i]!);
+        const link = await Link.open(servers[i]!, this.options, this.linkHandlers);
         this.serverIndex = i;
         this.adopt(link, false);
         return;
@@ -417,60 +334,6 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     throw lastError ?? closedError('no server to connect to');
   }
 
-  private async openLink(url: URL): Promise<Link> {
-    const { timeoutMs } = this.options;
-    let transport: Transport;
-    try {
-      const factory = this.options.transport ?? defaultTransportFactory;
-      transport = await factory(url, { timeoutMs, tls: this.options.tls, webSocket: this.options.webSocket });
-    } catch (err) {
-      if (err instanceof MessagingError && err.code !== 'CONNECTION_CLOSED') throw err;
-      const why = err instanceof Error ? err.message : String(err);
-      throw new ConnectionClosedError('CONNECTION_CLOSED', `cannot reach ${url.href}: ${why}`, {
-        cause: err,
-        details: { server: url.href },
-      });
-    }
-
-    const link: Link = {
-      url,
-      transport,
-      parser: new FrameParser(this.options.maxFrameBytes + FRAME_OVERHEAD_ALLOWANCE, (frame) =>
-        this.onFrame(link, frame),
-      ),
-      heard: true,
-      reason: undefined,
-      handshake: undefined,
-    };
-    const welcome = new Promise<ServerInfo>((resolve, reject) => (link.handshake = { resolve, reject }));
-    void transport.closed.then((err) => this.onLinkClosed(link, err));
-    transport.receive((chunk) => this.onChunk(link, chunk));
-
-    const hello: Record<string, unknown> = { version: PROTOCOL_VERSION, lang: 'typescript' };
-    if (this.options.name) hello['client'] = this.options.name;
-    if (this.options.token) hello['token'] = this.options.token;
-    // HELLO bypasses the outbound queue: it must precede the frames held for after the handshake.
-    transport.send(encodeControl(FrameType.HELLO, HELLO_REQ_ID, hello));
-
-    const timer = setTimeout(
-      () =>
-        link.handshake?.reject(
-          new TimeoutError('TIMEOUT', `no WELCOME from ${url.href} within ${timeoutMs} ms`),
-        ),
-      timeoutMs,
-    );
-    try {
-      link.info = await welcome;
-      return link;
-    } catch (err) {
-      transport.close();
-      throw err;
-    } finally {
-      clearTimeout(timer);
-      link.handshake = undefined;
-    }
-  }
-
   /** Makes a handshaken link the current one: resubscribe, release held frames, start heartbeats. */
   private adopt(link: Link, isReconnect: boolean): void {
     this.link = link;
@@ -478,36 +341,21 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     this.state = 'connected';
     this.pingsOut = 0;
     if (isReconnect) {
-      // SUB/UNSUB are regenerated from the live subscriptions below, and PONGs answered the old link.
-      const held = this.out.filter(
-        (f) => f[4] !== FrameType.SUB && f[4] !== FrameType.UNSUB && f[4] !== FrameType.PONG,
-      );
-      this.out = [];
-      this.outBytes = 0;
+      // Subscriptions first, so that held publishes and requests find them in place.
+      const held = this.out.takeForNewLink();
       for (const sub of this.subs.values()) this.writeSub(sub);
-      for (const f of held) {
-        this.out.push(f);
-        this.outBytes += f.length;
-      }
+      for (const f of held) this.out.push(f, false);
     }
     this.flushNow();
     this.startHeartbeat();
     const info = this.serverInfo!;
     if (isReconnect) this.emit('reconnect', { server: link.url.href, info });
     else this.emit('connect', { server: link.url.href, info });
+    // Last: frames (or a close) that came right behind the WELCOME are handled now that we are ready.
+    link.attach();
   }
 
   private onLinkClosed(link: Link, err: Error | undefined): void {
-    if (link.handshake) {
-      link.handshake.reject(
-        link.reason ??
-          closedError(
-            `${link.url.href} closed the connection during the handshake${err ? `: ${err.message}` : ''}`,
-            err,
-          ),
-      );
-      return;
-    }
     if (link !== this.link) return;
     this.link = undefined;
     this.stopHeartbeat();
@@ -522,13 +370,6 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     }
     this.state = 'reconnecting';
     void this.reconnectLoop();
-  }
-
-  /** Drops a link we no longer trust (parse error, dead heartbeat) without waiting for the socket. */
-  private dropLink(link: Link, reason: MessagingError): void {
-    link.reason ??= reason;
-    link.transport.close();
-    this.onLinkClosed(link, undefined);
   }
 
   private async reconnectLoop(): Promise<void> {
@@ -552,7 +393,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
       await this.sleep(delayMs);
       if (this.state !== 'reconnecting') return;
       try {
-        const link = await this.openLink(url);
+        const link = await Link.open(url, this.options, this.linkHandlers);
         if (this.state !== 'reconnecting') {
           link.transport.close();
           return;
@@ -583,21 +424,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
 
   // ---- internals: receiving -------------------------------------------------------------------------
 
-  private onChunk(link: Link, chunk: Uint8Array): void {
-    link.heard = true;
-    try {
-      link.parser.push(chunk);
-    } catch (err) {
-      // A stream we cannot parse cannot be resynchronised: drop the connection (and reconnect).
-      this.dropLink(link, asMessagingError(err, 'PROTOCOL_ERROR'));
-    }
-  }
-
   private onFrame(link: Link, frame: Frame): void {
-    if (link.handshake) {
-      this.onHandshakeFrame(link, frame);
-      return;
-    }
     if (link !== this.link) return;
     switch (frame.type) {
       case FrameType.MSG:
@@ -618,36 +445,12 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
         this.onErr(link, frame);
         return;
       default:
-        this.dropLink(
-          link,
+        link.drop(
           new MessagingError(
             'PROTOCOL_ERROR',
             `server sent a frame a client never receives (type 0x${frame.type.toString(16)})`,
           ),
         );
-    }
-  }
-
-  private onHandshakeFrame(link: Link, frame: Frame): void {
-    const handshake = link.handshake!;
-    if (frame.type === FrameType.WELCOME && frame.reqId === HELLO_REQ_ID) {
-      const body = frame.body;
-      handshake.resolve({
-        ...body,
-        version: typeof body['version'] === 'number' ? body['version'] : PROTOCOL_VERSION,
-        max_payload: typeof body['max_payload'] === 'number' ? body['max_payload'] : 1024 * 1024,
-        heartbeat_ms: typeof body['heartbeat_ms'] === 'number' ? body['heartbeat_ms'] : 30_000,
-      } as ServerInfo);
-    } else if (frame.type === FrameType.ERR) {
-      const error = errorFromWire(frame.body);
-      link.reason = error;
-      handshake.reject(error);
-    } else if (frame.type === FrameType.PING) {
-      link.transport.send(encodePong());
-    } else {
-      handshake.reject(
-        new MessagingError('PROTOCOL_ERROR', `expected WELCOME, got frame type 0x${frame.type.toString(16)}`),
-      );
     }
   }
 
@@ -687,7 +490,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   private allocReqId(): number {
     for (;;) {
       const id = this.nextReqId;
-      this.nextReqId = id >= 0xffffffff ? HELLO_REQ_ID + 1 : id + 1;
+      this.nextReqId = id >= 0xffffffff ? FIRST_REQ_ID : id + 1;
       if (!this.pending.has(id)) return id;
     }
   }
@@ -704,7 +507,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
       let timer: ReturnType<typeof setTimeout> | undefined;
       const op: PendingOp = {
         kind: 'op',
-        after: this.flushCount,
+        after: this.out.flushCount,
         resolve: (body) => {
           clearTimeout(timer);
           resolve(body);
@@ -749,7 +552,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   /** Queues a publish or command; while reconnecting, within the reconnect buffer bound. */
   private enqueueWork(frame: Uint8Array): void {
     if (this.state === 'closed') throw closedError('connection is closed');
-    if (this.state !== 'connected' && this.outBytes + frame.length > this.options.reconnectBufferBytes) {
+    if (this.state !== 'connected' && this.out.size + frame.length > this.options.reconnectBufferBytes) {
       throw closedError(
         `not connected and the reconnect buffer is full (${this.options.reconnectBufferBytes} bytes)`,
       );
@@ -758,27 +561,11 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   }
 
   private enqueue(frame: Uint8Array): void {
-    this.out.push(frame);
-    this.outBytes += frame.length;
-    if (this.state !== 'connected') return;
-    if (this.outBytes >= FLUSH_THRESHOLD) this.flushNow();
-    else if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      queueMicrotask(() => {
-        this.flushScheduled = false;
-        this.flushNow();
-      });
-    }
+    if (this.out.push(frame, this.state === 'connected')) this.flushNow();
   }
 
   private flushNow(): void {
-    const link = this.link;
-    if (!link || this.out.length === 0) return;
-    const bytes = this.out.length === 1 ? this.out[0]! : concat(this.out, this.outBytes);
-    this.out = [];
-    this.outBytes = 0;
-    this.flushCount++;
-    link.transport.send(bytes);
+    if (this.link) this.out.flushTo(this.link.transport);
   }
 
   // ---- internals: subscriptions and inbox -----------------------------------------------------------
@@ -797,7 +584,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     const reqId = this.allocReqId();
     this.pending.set(reqId, {
       kind: 'sub',
-      after: this.flushCount,
+      after: this.out.flushCount,
       resolve: () => sub._ready(),
       reject: (error) => {
         this.emit('error', error);
@@ -811,39 +598,12 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     if (max !== undefined) this.enqueue(encodeControl(FrameType.UNSUB, 0, { sid: sub.sid, max }));
   }
 
-  /** One wildcard inbox per connection: one SUB serves every request (the nats.js muxed inbox). */
-  private ensureInbox(): Inbox {
-    if (this.inbox) return this.inbox;
-    const prefix = `_INBOX.${randomToken(22)}`;
-    const inbox: Inbox = {
-      prefix,
-      next: 1,
-      requests: new Map(),
-      sub: this.addSubscription(`${prefix}.*`, { callback: (m) => this.onInboxMessage(inbox, m) }),
-    };
-    this.inbox = inbox;
-    return inbox;
-  }
-
-  private onInboxMessage(inbox: Inbox, message: Message): void {
-    const token = message.topic.slice(inbox.prefix.length + 1);
-    const request = inbox.requests.get(token);
-    if (!request) return; // late reply after a timeout
-    inbox.requests.delete(token);
-    clearTimeout(request.timer);
-    this.checkQuiet();
-    const meta = message.meta;
-    if (meta.status === 'no_responders') {
-      request.reject(
-        new NoRespondersError('NO_RESPONDERS', `no responders for '${request.topic}'`, {
-          details: { topic: request.topic },
-        }),
-      );
-    } else if (meta.error && typeof meta.error === 'object') {
-      request.reject(errorFromWire(meta.error as Partial<WireError>));
-    } else {
-      request.resolve(message);
-    }
+  /** The muxed request inbox, subscribed on first use. */
+  private ensureInbox(): RequestInbox {
+    if (this.inbox) return this.inbox.box;
+    const box = new RequestInbox(() => this.checkQuiet());
+    this.inbox = { box, sub: this.addSubscription(box.pattern, { callback: (m) => box.handle(m) }) };
+    return box;
   }
 
   // ---- internals: heartbeats ------------------------------------------------------------------------
@@ -870,14 +630,13 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
       return;
     }
     if (this.pingsOut >= 2) {
-      this.dropLink(
-        link,
+      link.drop(
         new MessagingError('HEARTBEAT_TIMEOUT', `${link.url.href} did not answer ${this.pingsOut} PINGs`),
       );
       return;
     }
     this.pingsOut++;
-    this.pongWaiters.push({ after: this.flushCount });
+    this.pongWaiters.push({ after: this.out.flushCount });
     this.enqueue(encodePing());
   }
 
@@ -885,7 +644,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
 
   /** After a disconnect: fail what was written to the lost link, keep what is still queued. */
   private failWritten(error: MessagingError): void {
-    const written = this.flushCount;
+    const written = this.out.flushCount;
     for (const [reqId, op] of this.pending) {
       // SUBs are re-sent with the live subscriptions; their ready() waits for the new OK.
       if (op.kind === 'sub') this.pending.delete(reqId);
@@ -899,15 +658,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
       w.reject?.(error);
       return false;
     });
-    if (this.inbox) {
-      for (const [token, request] of this.inbox.requests) {
-        if (request.after < written) {
-          this.inbox.requests.delete(token);
-          clearTimeout(request.timer);
-          request.reject(error);
-        }
-      }
-    }
+    this.inbox?.box.failWritten(written, error);
     this.checkQuiet();
   }
 
@@ -928,7 +679,14 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
         this.options.drainTimeoutMs,
       );
     });
-    const outcome = await Promise.race([work.then(() => undefined), timeout]);
+    // Either outcome settles the race; a failure of `work` becomes the close reason, never unhandled.
+    const outcome = await Promise.race([
+      work.then(
+        () => undefined,
+        (err: unknown) => asMessagingError(err),
+      ),
+      timeout,
+    ]);
     clearTimeout(timer);
     await this.finish(outcome);
   }
@@ -944,7 +702,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   private checkQuiet(): void {
     if (this.quietWaiters.length === 0) return;
     for (const op of this.pending.values()) if (op.kind === 'op') return;
-    if (this.inbox && this.inbox.requests.size > 0) return;
+    if (this.inbox && this.inbox.box.size > 0) return;
     const waiters = this.quietWaiters;
     this.quietWaiters = [];
     for (const w of waiters) w();
@@ -959,24 +717,17 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     this.link = undefined;
     if (link) {
       // Write what is queued (e.g. fire-and-forget publishes of this tick) before the orderly close.
-      if (this.out.length > 0) link.transport.send(concat(this.out, this.outBytes));
+      this.out.flushTo(link.transport);
       link.transport.close();
     }
-    this.out = [];
-    this.outBytes = 0;
+    this.out.clear();
 
     const error = reason ?? closedError('connection closed');
     for (const op of this.pending.values()) op.reject(error);
     this.pending.clear();
     for (const w of this.pongWaiters) w.reject?.(error);
     this.pongWaiters = [];
-    if (this.inbox) {
-      for (const request of this.inbox.requests.values()) {
-        clearTimeout(request.timer);
-        request.reject(error);
-      }
-      this.inbox.requests.clear();
-    }
+    this.inbox?.box.failAll(error);
     for (const sub of [...this.subs.values()]) sub._close(reason);
     this.subs.clear();
     this.checkQuiet();

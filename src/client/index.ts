@@ -16,8 +16,8 @@ export {
   type CommandResult,
   type ConnectionEvents,
   type RequestOptions,
-  type ServerInfo,
 } from './connection.ts';
+export { type ServerInfo } from './link.ts';
 export { type BackoffOptions, type ConnectOptions, DEFAULT_SERVER } from './options.ts';
 export { Subscription, type SubscribeOptions } from './subscription.ts';
 export {

@@ -119,7 +119,12 @@ class FakeConn {
         if (refusal) {
           this.sendErr(f.reqId, refusal);
           this.end.close();
-        } else this.send(encodeControl(FrameType.WELCOME, f.reqId, s.welcome));
+        } else {
+          const welcome = encodeControl(FrameType.WELCOME, f.reqId, s.welcome);
+          const extra = s.afterWelcome;
+          // Glued into the same chunk: the client must handle what follows the WELCOME at once.
+          this.send(extra ? new Uint8Array([...welcome, ...extra]) : welcome);
+        }
         return;
       }
       case FrameType.PING:
@@ -164,6 +169,7 @@ class FakeServer {
   silent = false;
   holdAnswers = false;
   helloError: WireError | undefined;
+  afterWelcome: Uint8Array | undefined;
   subError: WireError | undefined;
   /** Responders: topic → answer builder; used for request tests. */
   responders = new Map<string, (f: PubFrame) => { payload?: string; meta?: Record<string, unknown> }>();
@@ -266,6 +272,13 @@ describe('client handshake', () => {
     assert.deepEqual(hello.body, { version: 1, lang: 'typescript', client: 'unit', token: 'jwt-token' });
     assert.equal(c.info.server, 'fake');
     assert.equal(c.info.max_payload, 1024);
+  });
+
+  it('handles frames that arrive in the same chunk right behind the WELCOME', async () => {
+    const server = new FakeServer();
+    server.afterWelcome = encodePing();
+    await connectFake(server);
+    await server.last.waitFor((f) => f.type === FrameType.PONG);
   });
 
   it('rejects connect with the typed handshake error and does not retry AUTH_FAILED', async () => {

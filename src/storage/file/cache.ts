@@ -54,12 +54,17 @@ export class BodyCache {
     this.bytes = 0;
   }
 
+  /**
+   * Evicts down to 3/4 of the budget in one pass: scanning a Map from its front walks the holes left by
+   * earlier deletions, so evicting one entry per insert would cost O(holes) each time.
+   */
   private evict(): void {
     const written = this.groupsWritten();
-    // Pinned entries may sit in front; give up after a few so a burst of appends stays O(1) each.
+    const target = this.maxBytes * 0.75;
+    // Pinned entries may sit in front; give up after a few so a burst of appends stays cheap.
     let skipped = 0;
     for (const [h, e] of this.map) {
-      if (this.bytes <= this.maxBytes) break;
+      if (this.bytes <= target) break;
       if (e.group > written) {
         if (++skipped > 64) break;
         continue;

@@ -89,7 +89,8 @@ export function decodeRecord(buf: Buffer, off: number): Scan {
       if (jsonStart + jsonLen > end) return { ok: false, why: 'corrupt', detail: 'message header overruns record' };
       const rec = JSON.parse(buf.toString('utf8', jsonStart, jsonStart + jsonLen)) as Rec;
       if (rec.t !== 'msg') return { ok: false, why: 'corrupt', detail: 'message record of another type' };
-      rec.payload = buf.subarray(jsonStart + jsonLen, end);
+      // A plain Uint8Array view: consumers get the type the interface promises, not a Buffer.
+      rec.payload = new Uint8Array(buf.buffer, buf.byteOffset + jsonStart + jsonLen, end - jsonStart - jsonLen);
       return { ok: true, rec, len: FRAME_BYTES + body };
     }
     return { ok: false, why: 'corrupt', detail: `unknown record kind ${String(kind)}` };

@@ -10,8 +10,7 @@
  * ack, a dead-lettering…), so it goes only once every older segment it refers to is gone. Declarations
  * never pin a segment: every segment starts with a snapshot of the control state.
  */
-import { mkdir, open, readFile, unlink, writeFile, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { mkdir, open, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { MessagingError } from '../../protocol/errors.ts';
 import { BaseStorage, type BodyRef } from '../engine.ts';
 import type { Loc, Rec } from '../internal/records.ts';
@@ -19,7 +18,9 @@ import { State, type StateHooks } from '../internal/state.ts';
 import { IN_FLIGHT, READY } from '../internal/tables.ts';
 import type { FsyncPolicy, Logger, Message } from '../types.ts';
 import { BodyCache } from './cache.ts';
-import { decodeRecord, encodeRecord, HEADER_BYTES } from './codec.ts';
+import { DirLock } from './lock.ts';
+import { liveMessages } from './carry.ts';
+import { decodeRecord, encodeRecord } from './codec.ts';
 import { recover } from './recovery.ts';
 import { defaultIo, SegmentLog, segmentPath, type SegmentIo } from './segment-log.ts';
 
@@ -47,8 +48,6 @@ interface SegStat {
 }
 
 const SILENT: Logger = { warn: () => undefined, info: () => undefined };
-/** Directories held open by this process: a second open would corrupt the journal. */
-const OPEN_DIRS = new Set<string>();
 
 /** ENOSPC/EDQUOT → STORAGE_FULL, anything else → STORAGE_FAILURE. */
 export function storageError(err: unknown): MessagingError {
@@ -73,6 +72,7 @@ export class FileStorage extends BaseStorage {
   private recovering = false;
   private reclaimTimer: NodeJS.Timeout | null = null;
   private reclaiming: Promise<void> | null = null;
+  private readonly dirLock: DirLock;
 
   /** Opens (creating if needed) the store at `options.path` and recovers its state. */
   static async open(options: FileStorageOptions): Promise<FileStorage> {
@@ -84,6 +84,7 @@ export class FileStorage extends BaseStorage {
   private constructor(options: FileStorageOptions) {
     super(options.now ?? Date.now);
     this.dir = options.path;
+    this.dirLock = new DirLock(options.path);
     this.logger = options.logger ?? SILENT;
     this.o = {
       fsync: options.fsync ?? 'always',
@@ -95,19 +96,20 @@ export class FileStorage extends BaseStorage {
       io: options.io ?? defaultIo,
     };
     if (!['always', 'batch', 'none'].includes(this.o.fsync)) throw new MessagingError('BAD_REQUEST', 'fsync must be always, batch or none');
-    if (!(this.o.segmentBytes >= 4096 && this.o.segmentBytes <= 0xffffffff)) {
-      throw new MessagingError('BAD_REQUEST', 'segmentBytes must be between 4 KiB and 4 GiB');
+    // Offsets are kept as uint32; the headroom covers one oversized record past the roll point.
+    if (!(this.o.segmentBytes >= 4096 && this.o.segmentBytes <= 2 ** 31)) {
+      throw new MessagingError('BAD_REQUEST', 'segmentBytes must be between 4 KiB and 2 GiB');
     }
     this.cache = new BodyCache(this.o.cacheBytes, () => this.log?.groupsWritten ?? 0);
   }
 
   private async init(): Promise<void> {
     await mkdir(this.dir, { recursive: true });
-    await this.lock();
+    await this.dirLock.acquire();
     try {
       await this.loadFromDisk();
     } catch (err) {
-      await this.unlock();
+      await this.dirLock.release();
       throw storageError(err);
     }
     // Age retention may have passed while we were down.
@@ -214,14 +216,53 @@ export class FileStorage extends BaseStorage {
 
   protected async load(refs: BodyRef[]): Promise<(Message | undefined)[]> {
     const out: (Message | undefined)[] = new Array(refs.length);
-    const reads: Promise<void>[] = [];
+    const misses: { i: number; h: number; key: number; seg: number; off: number; len: number }[] = [];
+    const b = this.state.bodies;
     refs.forEach((r, i) => {
       const hit = this.cache.get(r.h, r.key);
       if (hit) out[i] = hit;
-      else reads.push(this.readBody(r.h, r.key).then((m) => void (out[i] = m)));
+      else if (b.key[r.h] === r.key) misses.push({ i, h: r.h, key: r.key, seg: b.seg[r.h]!, off: b.off[r.h]!, len: b.len[r.h]! });
     });
+    if (misses.length === 0) return out;
+    // Messages taken together were usually appended together: read each run of adjacent records at once.
+    misses.sort((x, y) => x.seg - y.seg || x.off - y.off);
+    const reads: Promise<void>[] = [];
+    for (let i = 0; i < misses.length; ) {
+      let j = i + 1;
+      let end = misses[i]!.off + misses[i]!.len;
+      while (j < misses.length && misses[j]!.seg === misses[i]!.seg && misses[j]!.off - end < 4096 && misses[j]!.off + misses[j]!.len - misses[i]!.off < 1 << 20) {
+        end = Math.max(end, misses[j]!.off + misses[j]!.len);
+        j++;
+      }
+      const run = misses.slice(i, j);
+      reads.push(
+        this.readRun(run[0]!.seg, run[0]!.off, end - run[0]!.off, run).then(
+          (msgs) => run.forEach((m, k) => void (out[m.i] = msgs[k])),
+          () => Promise.all(run.map((m) => this.readBody(m.h, m.key).then((msg) => void (out[m.i] = msg)))).then(() => undefined),
+        ),
+      );
+      i = j;
+    }
     await Promise.all(reads);
     return out;
+  }
+
+  /** One read for several records; any surprise (moved, torn) falls back to reading them one by one. */
+  private async readRun(seg: number, start: number, length: number, run: { h: number; key: number; off: number; len: number }[]): Promise<(Message | undefined)[]> {
+    const state = this.state;
+    const fh = await this.reader(seg);
+    const buf = Buffer.allocUnsafe(length);
+    const { bytesRead } = await fh.read(buf, 0, length, start);
+    if (bytesRead !== length) throw new Error('short read');
+    return run.map((m) => {
+      const r = decodeRecord(buf.subarray(m.off - start, m.off - start + m.len), 0);
+      if (!r.ok || r.rec.t !== 'msg' || r.rec.key !== m.key) throw new Error('record moved');
+      // Copy out of the shared run buffer so a cached message does not pin the whole run.
+      const payload = run.length > 1 ? (r.rec.payload ?? new Uint8Array(0)).slice() : (r.rec.payload ?? new Uint8Array(0));
+      const msg: Message = { ...r.rec.head, payload };
+      if (state === this.state && state.bodies.key[m.h] === m.key) this.cache.put(m.h, m.key, msg);
+      return msg;
+    });
   }
 
   private reader(seg: number): Promise<FileHandle> {
@@ -287,7 +328,7 @@ export class FileStorage extends BaseStorage {
 
   private async reclaimPasses(): Promise<void> {
     await this.durable();
-    for (const fh of this.retired.splice(0)) await (await fh).close().catch(() => undefined);
+    for (const fh of this.retired.splice(0)) await (await fh.catch(() => null))?.close().catch(() => undefined);
     for (;;) {
       if (this.closed || this.gate) return;
       let changed = false;
@@ -329,35 +370,10 @@ export class FileStorage extends BaseStorage {
     const state = this.state;
     const buf = await readFile(segmentPath(this.dir, seg));
     if (state !== this.state || this.closed) return 0;
-    const b = state.bodies;
-    const e = state.entries;
     let carried = 0;
-    for (let off = HEADER_BYTES; off < buf.length; ) {
-      const r = decodeRecord(buf, off);
-      if (!r.ok) break;
-      const here = off;
-      off += r.len;
-      const rec = r.rec;
-      if (rec.t !== 'msg') continue;
-      const h = state.keys.get(rec.key);
-      if (h === undefined || b.seg[h] !== seg || b.off[h] !== here) continue;
-      const queues: Extract<Rec, { t: 'msg' }>['queues'] = [];
-      for (let s = b.firstEntry[h]!; s >= 0; s = e.next[s]!) {
-        const q = state.queueOf(s);
-        if (!q) continue;
-        const fact: (typeof queues)[number] = { q: q.spec.name, o: e.order[s]!, dc: e.dc[s]!, nb: e.notBefore[s]!, ex: e.expiresAt[s]! };
-        const dead = q.dead.get(rec.key);
-        if (dead && dead.slot === s) {
-          fact.dead = { reason: dead.reason, at: dead.at };
-          if (dead.error !== undefined) fact.dead.error = dead.error;
-        }
-        queues.push(fact);
-      }
-      const streams = rec.streams.filter(({ s, seq }) => state.streams.get(s)?.get(seq) === h);
-      // The payload is a view into the segment buffer; the cache must not keep that alive.
-      const payload = (rec.payload ?? new Uint8Array(0)).slice();
-      this.emit({ t: 'msg', key: rec.key, head: rec.head, payload, queues, streams, carried: true });
-      this.cache.put(h, rec.key, { ...rec.head, payload }, this.log.lastGroup);
+    for (const { h, rec } of liveMessages(state, seg, buf)) {
+      this.emit(rec);
+      this.cache.put(h, rec.key, { ...rec.head, payload: rec.payload ?? new Uint8Array(0) }, this.log.lastGroup);
       carried++;
     }
     this.logger.info({ segment: seg, messages: carried }, 'storage: live messages carried forward for compaction');
@@ -425,38 +441,6 @@ export class FileStorage extends BaseStorage {
     this.readers.clear();
     this.retired = [];
     this.cache.clear();
-    await this.unlock();
-  }
-
-  // ---- directory lock ----------------------------------------------------------------------------
-
-  private get lockPath(): string {
-    return join(this.dir, 'LOCK');
-  }
-
-  /** One process, one open store per directory: two writers would interleave their journals. */
-  private async lock(): Promise<void> {
-    const key = join(this.dir);
-    if (OPEN_DIRS.has(key)) throw new MessagingError('STORAGE_FAILURE', `storage at ${this.dir} is already open in this process`);
-    const holder = Number((await readFile(this.lockPath, 'utf8').catch(() => '')).trim());
-    if (holder > 0 && holder !== process.pid && alive(holder)) {
-      throw new MessagingError('STORAGE_FAILURE', `storage at ${this.dir} is in use by process ${holder}`);
-    }
-    await writeFile(this.lockPath, `${process.pid}\n`);
-    OPEN_DIRS.add(key);
-  }
-
-  private async unlock(): Promise<void> {
-    OPEN_DIRS.delete(join(this.dir));
-    await unlink(this.lockPath).catch(() => undefined);
-  }
-}
-
-function alive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    return (err as { code?: string }).code === 'EPERM';
+    await this.dirLock.release();
   }
 }

@@ -11,7 +11,7 @@ import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FsyncPolicy } from '../types.ts';
 import type { Loc } from '../internal/records.ts';
-import { encodeHeader, HEADER_BYTES } from './codec.ts';
+import { encodeHeader } from './codec.ts';
 
 export function segmentPath(dir: string, seg: number): string {
   return join(dir, `${String(seg).padStart(10, '0')}.seg`);

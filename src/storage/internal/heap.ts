@@ -9,7 +9,8 @@ export class PairHeap {
   private vals: Int32Array;
   private n = 0;
 
-  constructor(capacity = 16) {
+  /** Small start: a queue owns nine heaps and most queues are small. */
+  constructor(capacity = 4) {
     this.keys = new Float64Array(capacity);
     this.vals = new Int32Array(capacity);
   }

@@ -31,10 +31,14 @@ export class QueueState {
   /** Deliveries by delivery id, and by entry slot. Not journaled: after a restart they are ready again. */
   readonly inflight = new Map<string, InFlight>();
   readonly inflightBySlot = new Map<number, InFlight>();
-  /** Dead letters by message key; insertion order is dead-letter order unless `deadUnordered`. */
+  /**
+   * Dead letters by message key. Listed in (time, key) order: that is insertion order unless
+   * `deadUnordered` (replay may re-insert compacted dead letters late), then listing sorts.
+   */
   readonly dead = new Map<number, DeadInfo>();
   deadUnordered = false;
   lastDeadAt = 0;
+  lastDeadKey = 0;
 
   nReady = 0;
   nDelayed = 0;

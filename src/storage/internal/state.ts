@@ -4,7 +4,7 @@
  * that journals the records and replays them on open gets back exactly the state it had (deliveries
  * aside: those are not facts worth an fsync, and after a restart they are simply ready again).
  */
-import type { Message, QueueSpec, StreamSpec } from '../types.ts';
+import type { Message, QueueSpec } from '../types.ts';
 import { NumMap } from './num-map.ts';
 import { QueueState, type DeadInfo } from './queue-state.ts';
 import type { EntryFact, Loc, MessageHead, QueueMeta, Rec, StreamMeta } from './records.ts';
@@ -205,6 +205,7 @@ export class State {
       }
       case DEAD:
         q.dead.delete(this.keyOf(slot));
+        if (q.dead.size === 0) q.deadUnordered = false;
         break;
     }
     e.state[slot] = FREE;
@@ -229,9 +230,13 @@ export class State {
 
   attachDead(slot: number, q: QueueState, info: DeadInfo): void {
     this.entries.state[slot] = DEAD;
-    q.dead.set(this.keyOf(slot), info);
-    if (info.at < q.lastDeadAt) q.deadUnordered = true;
-    else q.lastDeadAt = info.at;
+    const key = this.keyOf(slot);
+    q.dead.set(key, info);
+    if (info.at < q.lastDeadAt || (info.at === q.lastDeadAt && key < q.lastDeadKey)) q.deadUnordered = true;
+    else {
+      q.lastDeadAt = info.at;
+      q.lastDeadKey = key;
+    }
   }
 
   /** Removes an entry; the body goes when nothing references it any more. */
