@@ -7,7 +7,15 @@ import type { QueueState } from './internal/queue-state.ts';
 import { seqAtTime } from './internal/scheduling.ts';
 import type { StreamState } from './internal/stream-state.ts';
 import { QueueEngine } from './queue-engine.ts';
-import type { DeadLetter, Storage, StreamInfo, StreamReadResult, StreamSpec, StreamSpecInput, StreamStart } from './types.ts';
+import type {
+  DeadLetter,
+  Storage,
+  StreamInfo,
+  StreamReadResult,
+  StreamSpec,
+  StreamSpecInput,
+  StreamStart,
+} from './types.ts';
 import { checkName, normalizeStreamSpec, sameSpec } from './validate.ts';
 
 export type { BodyRef } from './queue-engine.ts';
@@ -20,7 +28,10 @@ export abstract class BaseStorage extends QueueEngine implements Storage {
     return [...q.dead.entries()].sort(([ka, a], [kb, b]) => a.at - b.at || ka - kb).map(([k]) => k);
   }
 
-  async listDeadLetters(queue: string, options: { limit?: number; offset?: number } = {}): Promise<DeadLetter[]> {
+  async listDeadLetters(
+    queue: string,
+    options: { limit?: number; offset?: number } = {},
+  ): Promise<DeadLetter[]> {
     await this.enter();
     const q = this.queue(queue);
     const limit = options.limit ?? 100;
@@ -30,7 +41,9 @@ export abstract class BaseStorage extends QueueEngine implements Storage {
     }
     const keys = this.deadKeys(q).slice(offset, offset + limit);
     const infos = keys.map((k) => q.dead.get(k)!);
-    const messages = await this.load(infos.map((d, i) => ({ h: this.state.entries.body[d.slot]!, key: keys[i]! })));
+    const messages = await this.load(
+      infos.map((d, i) => ({ h: this.state.entries.body[d.slot]!, key: keys[i]! })),
+    );
     const out: DeadLetter[] = [];
     infos.forEach((d, i) => {
       const message = messages[i];
@@ -65,7 +78,9 @@ export abstract class BaseStorage extends QueueEngine implements Storage {
       if (keys.length < wanted.size) {
         // Not every id is a dead-letter id: match the rest against message ids (loads the bodies).
         const all = this.deadKeys(q);
-        const msgs = await this.load(all.map((k) => ({ h: this.state.entries.body[q.dead.get(k)!.slot]!, key: k })));
+        const msgs = await this.load(
+          all.map((k) => ({ h: this.state.entries.body[q.dead.get(k)!.slot]!, key: k })),
+        );
         all.forEach((k, i) => {
           const id = msgs[i]?.id;
           if (id !== undefined && wanted.has(id)) byMessageId.push(k);
@@ -128,7 +143,9 @@ export abstract class BaseStorage extends QueueEngine implements Storage {
   async listStreams(): Promise<StreamInfo[]> {
     await this.enter();
     this.retainAll();
-    return [...this.state.streams.values()].map((s) => this.info(s)).sort((a, b) => (a.name < b.name ? -1 : 1));
+    return [...this.state.streams.values()]
+      .map((s) => this.info(s))
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
   async getStream(name: string): Promise<StreamInfo> {
@@ -142,7 +159,8 @@ export abstract class BaseStorage extends QueueEngine implements Storage {
     await this.enter();
     const s = this.stream(stream);
     const max = options.max;
-    if (!Number.isSafeInteger(max) || max < 0) throw new MessagingError('BAD_REQUEST', 'max must be a non-negative integer');
+    if (!Number.isSafeInteger(max) || max < 0)
+      throw new MessagingError('BAD_REQUEST', 'max must be a non-negative integer');
     // Reads never return what retention has already condemned.
     if (this.enforceRetention(s, this.now())) this.flushInBackground();
     let seq = Math.max(this.startSeq(s, options.from), s.first);
@@ -169,7 +187,8 @@ export abstract class BaseStorage extends QueueEngine implements Storage {
       if ('seq' in from && Number.isSafeInteger(from.seq) && from.seq >= 0) return from.seq;
       if ('reader' in from && typeof from.reader === 'string') {
         const pos = s.readers.get(from.reader);
-        if (pos === undefined) throw new MessagingError('NOT_FOUND', `reader "${from.reader}" does not exist`);
+        if (pos === undefined)
+          throw new MessagingError('NOT_FOUND', `reader "${from.reader}" does not exist`);
         return pos;
       }
       if ('time' in from && Number.isFinite(from.time)) return seqAtTime(this.state, s, from.time);
@@ -181,7 +200,8 @@ export abstract class BaseStorage extends QueueEngine implements Storage {
     await this.enter();
     this.stream(stream);
     checkName('reader', reader);
-    if (!Number.isSafeInteger(nextSeq) || nextSeq < 0) throw new MessagingError('BAD_REQUEST', 'position must be a non-negative integer');
+    if (!Number.isSafeInteger(nextSeq) || nextSeq < 0)
+      throw new MessagingError('BAD_REQUEST', 'position must be a non-negative integer');
     this.emit({ t: 'reader', s: stream, r: reader, pos: nextSeq });
     await this.durable();
   }

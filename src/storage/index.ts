@@ -16,7 +16,8 @@ export { FileStorage, type FileStorageOptions } from './file/file-storage.ts';
 export async function createStorage(options: StorageOptions): Promise<Storage> {
   if (options.engine === 'memory') return new MemoryStorage(options.now ? { now: options.now } : {});
   if (options.engine === 'file') {
-    if (!options.path) throw new MessagingError('BAD_REQUEST', 'the file storage engine needs a path (persistence_path)');
+    if (!options.path)
+      throw new MessagingError('BAD_REQUEST', 'the file storage engine needs a path (persistence_path)');
     const { engine: _engine, path, ...rest } = options;
     return FileStorage.open({ path, ...rest });
   }

@@ -38,7 +38,9 @@ export class MemoryStorage extends BaseStorage {
   }
 
   protected load(refs: BodyRef[]): Promise<(Message | undefined)[]> {
-    return Promise.resolve(refs.map((r) => (this.state.bodies.key[r.h] === r.key ? this.messages[r.h] : undefined)));
+    return Promise.resolve(
+      refs.map((r) => (this.state.bodies.key[r.h] === r.key ? this.messages[r.h] : undefined)),
+    );
   }
 
   async compact(): Promise<void> {

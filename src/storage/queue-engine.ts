@@ -11,7 +11,14 @@ import type { Loc, Rec } from './internal/records.ts';
 import type { QueueState } from './internal/queue-state.ts';
 import { State, type StateHooks } from './internal/state.ts';
 import type { StreamState } from './internal/stream-state.ts';
-import { nextDue, oldestReady, oldestWaiting, popReady, promote, retentionPoint } from './internal/scheduling.ts';
+import {
+  nextDue,
+  oldestReady,
+  oldestWaiting,
+  popReady,
+  promote,
+  retentionPoint,
+} from './internal/scheduling.ts';
 import { IN_FLIGHT } from './internal/tables.ts';
 import type {
   AppendResult,
@@ -102,7 +109,9 @@ export abstract class QueueEngine {
 
   async listQueues(): Promise<QueueSpec[]> {
     await this.enter();
-    return [...this.state.queues.values()].map((q) => ({ ...q.spec })).sort((a, b) => (a.name < b.name ? -1 : 1));
+    return [...this.state.queues.values()]
+      .map((q) => ({ ...q.spec }))
+      .sort((a, b) => (a.name < b.name ? -1 : 1));
   }
 
   async getQueue(name: string): Promise<QueueSpec> {
@@ -132,7 +141,8 @@ export abstract class QueueEngine {
       in_flight: q.nInflight,
       delayed: q.nDelayed,
       dead_letters: q.dead.size,
-      oldest_message_age_ms: oldest < 0 ? null : Math.max(0, now - this.state.bodies.ts[this.state.entries.body[oldest]!]!),
+      oldest_message_age_ms:
+        oldest < 0 ? null : Math.max(0, now - this.state.bodies.ts[this.state.entries.body[oldest]!]!),
       published_total: q.published,
       acked_total: q.acked,
       dead_lettered_total: q.deadTotal,
@@ -149,18 +159,24 @@ export abstract class QueueEngine {
     return this.publish({ streams: typeof streams === 'string' ? [streams] : streams }, message);
   }
 
-  async publish(targets: { queues?: readonly string[]; streams?: readonly string[] }, input: MessageInput): Promise<AppendResult> {
+  async publish(
+    targets: { queues?: readonly string[]; streams?: readonly string[] },
+    input: MessageInput,
+  ): Promise<AppendResult> {
     await this.enter();
     const now = this.now();
     const msg = normalizeMessage(input, now);
     const qs = [...new Set(targets.queues ?? [])].map((n) => this.queue(n));
     const ss = [...new Set(targets.streams ?? [])].map((n) => this.stream(n));
-    if (qs.length + ss.length === 0) throw new MessagingError('BAD_REQUEST', 'a message needs at least one queue or stream');
+    if (qs.length + ss.length === 0)
+      throw new MessagingError('BAD_REQUEST', 'a message needs at least one queue or stream');
     // All or nothing: refuse before anything is written if one reject-publish queue is full.
     for (const q of qs) {
       const max = q.spec.max_length;
       if (max !== undefined && q.spec.overflow === 'reject-publish' && q.nReady + q.nDelayed >= max) {
-        throw new MessagingError('QUEUE_FULL', `queue "${q.spec.name}" is full (${max} messages)`, { details: { queue: q.spec.name } });
+        throw new MessagingError('QUEUE_FULL', `queue "${q.spec.name}" is full (${max} messages)`, {
+          details: { queue: q.spec.name },
+        });
       }
     }
     for (const q of qs) {
@@ -197,8 +213,10 @@ export abstract class QueueEngine {
   async take(queue: string, consumerId: string, max: number): Promise<Delivery[]> {
     await this.enter();
     const q = this.queue(queue);
-    if (!Number.isSafeInteger(max) || max < 0) throw new MessagingError('BAD_REQUEST', 'max must be a non-negative integer');
-    if (typeof consumerId !== 'string' || consumerId.length === 0) throw new MessagingError('BAD_REQUEST', 'consumer id must be a non-empty string');
+    if (!Number.isSafeInteger(max) || max < 0)
+      throw new MessagingError('BAD_REQUEST', 'max must be a non-negative integer');
+    if (typeof consumerId !== 'string' || consumerId.length === 0)
+      throw new MessagingError('BAD_REQUEST', 'consumer id must be a non-empty string');
     const now = this.now();
     let wrote = this.maintain(q, now).wrote;
     const e = this.state.entries;
@@ -229,7 +247,8 @@ export abstract class QueueEngine {
     const out: Delivery[] = [];
     picked.forEach((p, i) => {
       const message = messages[i];
-      if (message && q.inflight.has(p.id)) out.push({ queue, delivery_id: p.id, delivery_count: p.dc, message });
+      if (message && q.inflight.has(p.id))
+        out.push({ queue, delivery_id: p.id, delivery_count: p.dc, message });
     });
     return out;
   }
@@ -238,7 +257,10 @@ export abstract class QueueEngine {
     const q = this.queue(queue);
     const f = q.inflight.get(deliveryId);
     if (!f || f.consumer !== consumerId) {
-      throw new MessagingError('UNKNOWN_DELIVERY', `delivery "${deliveryId}" is unknown, settled, or not held by this consumer`);
+      throw new MessagingError(
+        'UNKNOWN_DELIVERY',
+        `delivery "${deliveryId}" is unknown, settled, or not held by this consumer`,
+      );
     }
     return { q, slot: f.slot };
   }
@@ -254,7 +276,8 @@ export abstract class QueueEngine {
     await this.enter();
     const { q, slot } = this.delivery(queue, consumerId, deliveryId);
     const delay = options.delay_ms ?? 0;
-    if (!Number.isFinite(delay) || delay < 0) throw new MessagingError('BAD_REQUEST', 'delay_ms must be >= 0');
+    if (!Number.isFinite(delay) || delay < 0)
+      throw new MessagingError('BAD_REQUEST', 'delay_ms must be >= 0');
     const now = this.now();
     if (!options.requeue) this.deadLetter(q, slot, 'rejected', now, options.error);
     else this.failedDelivery(q, slot, now, delay, options.error);
@@ -319,7 +342,12 @@ export abstract class QueueEngine {
       }
     }
     if (wrote) await this.durable();
-    return { redelivered, dead_lettered: dead, ready_queues: readyQueues, next_due_at: next === Infinity ? null : next };
+    return {
+      redelivered,
+      dead_lettered: dead,
+      ready_queues: readyQueues,
+      next_due_at: next === Infinity ? null : next,
+    };
   }
 
   // ---- internals -------------------------------------------------------------------------------
@@ -344,8 +372,21 @@ export abstract class QueueEngine {
     return true;
   }
 
-  protected deadLetter(q: QueueState, slot: number, reason: DeadLetterReason, now: number, error?: string): void {
-    const rec: Rec = { t: 'dead', q: q.spec.name, key: this.state.keyOf(slot), dc: this.state.entries.dc[slot]!, reason, at: now };
+  protected deadLetter(
+    q: QueueState,
+    slot: number,
+    reason: DeadLetterReason,
+    now: number,
+    error?: string,
+  ): void {
+    const rec: Rec = {
+      t: 'dead',
+      q: q.spec.name,
+      key: this.state.keyOf(slot),
+      dc: this.state.entries.dc[slot]!,
+      reason,
+      at: now,
+    };
     if (error !== undefined) rec.error = error;
     this.emit(rec);
   }
@@ -357,7 +398,13 @@ export abstract class QueueEngine {
       this.deadLetter(q, slot, 'max_deliveries', now, error);
       return;
     }
-    this.emit({ t: 'requeue', q: q.spec.name, key: this.state.keyOf(slot), dc, nb: delayMs > 0 ? now + delayMs : 0 });
+    this.emit({
+      t: 'requeue',
+      q: q.spec.name,
+      key: this.state.keyOf(slot),
+      dc,
+      nb: delayMs > 0 ? now + delayMs : 0,
+    });
   }
 
   /** Ack timeouts and due delays of one queue. */

@@ -137,12 +137,7 @@ export interface StreamInfo extends StreamSpec {
  * message whose timestamp is ≥ time; `{reader}`: a durable reader's saved position.
  */
 export type StreamStart =
-  | 'earliest'
-  | 'latest'
-  | 'last'
-  | { seq: number }
-  | { time: number }
-  | { reader: string };
+  'earliest' | 'latest' | 'last' | { seq: number } | { time: number } | { reader: string };
 
 export interface StreamMessage {
   seq: number;
@@ -205,7 +200,10 @@ export interface Storage {
    */
   append(queues: string | readonly string[], message: MessageInput): Promise<AppendResult>;
   /** `append` to queues and streams in one atomic, durable step (one copy of the message is stored). */
-  publish(targets: { queues?: readonly string[]; streams?: readonly string[] }, message: MessageInput): Promise<AppendResult>;
+  publish(
+    targets: { queues?: readonly string[]; streams?: readonly string[] },
+    message: MessageInput,
+  ): Promise<AppendResult>;
 
   /**
    * Up to `max` deliveries for `consumerId`, highest priority first, FIFO within a priority, skipping

@@ -17,7 +17,13 @@ import {
   type StreamSpecInput,
 } from './types.ts';
 
-const MESSAGE_TYPES: ReadonlySet<string> = new Set<MessageType>(['event', 'command', 'query', 'reply', 'notification']);
+const MESSAGE_TYPES: ReadonlySet<string> = new Set<MessageType>([
+  'event',
+  'command',
+  'query',
+  'reply',
+  'notification',
+]);
 const nextUlid = monotonicFactory();
 
 function bad(message: string): MessagingError {
@@ -34,7 +40,8 @@ export function checkName(kind: string, name: unknown): string {
 
 function optPositiveInt(field: string, v: unknown, min = 1): number | undefined {
   if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min) throw bad(`${field} must be an integer >= ${min}`);
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < min)
+    throw bad(`${field} must be an integer >= ${min}`);
   return v;
 }
 
@@ -52,7 +59,8 @@ export function normalizeQueueSpec(input: QueueSpecInput): QueueSpec {
     bindings: bindings(input.bindings),
     overflow: input.overflow ?? QUEUE_DEFAULTS.overflow,
     ack_timeout_ms: optPositiveInt('ack_timeout_ms', input.ack_timeout_ms) ?? QUEUE_DEFAULTS.ack_timeout_ms,
-    max_deliveries: optPositiveInt('max_deliveries', input.max_deliveries, 0) ?? QUEUE_DEFAULTS.max_deliveries,
+    max_deliveries:
+      optPositiveInt('max_deliveries', input.max_deliveries, 0) ?? QUEUE_DEFAULTS.max_deliveries,
   };
   const maxLength = optPositiveInt('max_length', input.max_length);
   if (maxLength !== undefined) spec.max_length = maxLength;
@@ -76,13 +84,16 @@ export function normalizeStreamSpec(input: StreamSpecInput): StreamSpec {
 /** Equal as declarations: binding order does not matter. */
 export function sameSpec(a: QueueSpec | StreamSpec, b: QueueSpec | StreamSpec): boolean {
   const norm = (s: QueueSpec | StreamSpec): string =>
-    JSON.stringify(Object.entries({ ...s, bindings: [...s.bindings].sort() }).sort(([x], [y]) => (x < y ? -1 : 1)));
+    JSON.stringify(
+      Object.entries({ ...s, bindings: [...s.bindings].sort() }).sort(([x], [y]) => (x < y ? -1 : 1)),
+    );
   return norm(a) === norm(b);
 }
 
 export function parsePriority(v: unknown): Priority {
   if (v === undefined) return DEFAULT_PRIORITY;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 5) throw bad('priority must be an integer 0-5');
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > 5)
+    throw bad('priority must be an integer 0-5');
   return v as Priority;
 }
 
@@ -98,7 +109,8 @@ function optString(field: string, v: unknown): string | undefined {
  */
 export function normalizeMessage(input: MessageInput, now: number): Message {
   if (typeof input !== 'object' || input === null) throw bad('message must be an object');
-  if (typeof input.topic !== 'string' || input.topic.length === 0) throw bad('topic must be a non-empty string');
+  if (typeof input.topic !== 'string' || input.topic.length === 0)
+    throw bad('topic must be a non-empty string');
   if (!(input.payload instanceof Uint8Array)) throw bad('payload must be bytes');
   const headers: Record<string, string> = {};
   if (input.headers !== undefined) {
@@ -109,7 +121,8 @@ export function normalizeMessage(input: MessageInput, now: number): Message {
     }
   }
   const timestamp = input.timestamp ?? now;
-  if (typeof timestamp !== 'number' || !Number.isFinite(timestamp) || timestamp < 0) throw bad('timestamp must be ms since the epoch');
+  if (typeof timestamp !== 'number' || !Number.isFinite(timestamp) || timestamp < 0)
+    throw bad('timestamp must be ms since the epoch');
   const msg: Message = {
     id: optString('id', input.id) ?? nextUlid(now),
     topic: input.topic,
@@ -121,7 +134,8 @@ export function normalizeMessage(input: MessageInput, now: number): Message {
   const ttl = optPositiveInt('ttl_ms', input.ttl_ms);
   if (ttl !== undefined) msg.ttl_ms = ttl;
   if (input.deliver_at !== undefined) {
-    if (typeof input.deliver_at !== 'number' || !Number.isFinite(input.deliver_at)) throw bad('deliver_at must be ms since the epoch');
+    if (typeof input.deliver_at !== 'number' || !Number.isFinite(input.deliver_at))
+      throw bad('deliver_at must be ms since the epoch');
     msg.deliver_at = input.deliver_at;
   }
   const cid = optString('correlation_id', input.correlation_id);
@@ -131,7 +145,8 @@ export function normalizeMessage(input: MessageInput, now: number): Message {
   const trace = optString('trace_id', input.trace_id);
   if (trace !== undefined) msg.trace_id = trace;
   if (input.type !== undefined) {
-    if (!MESSAGE_TYPES.has(input.type)) throw bad('type must be event, command, query, reply or notification');
+    if (!MESSAGE_TYPES.has(input.type))
+      throw bad('type must be event, command, query, reply or notification');
     msg.type = input.type;
   }
   if (msg.id.length === 0) throw bad('id must not be empty');

@@ -33,7 +33,11 @@ async function rejects(p: Promise<unknown>, code: string): Promise<void> {
   });
 }
 
-export function runStorageConformance(name: string, factory: StorageFactory, options: ConformanceOptions = {}): void {
+export function runStorageConformance(
+  name: string,
+  factory: StorageFactory,
+  options: ConformanceOptions = {},
+): void {
   describe(`storage conformance: ${name}`, () => {
     const open: Storage[] = [];
     after(async () => {
@@ -64,7 +68,13 @@ export function runStorageConformance(name: string, factory: StorageFactory, opt
     test('declareQueue applies defaults, is idempotent, and refuses a different spec', async () => {
       const { s } = await setup();
       const spec = await s.declareQueue({ name: 'q1', bindings: ['orders.#'] });
-      assert.deepEqual(spec, { name: 'q1', bindings: ['orders.#'], overflow: 'reject-publish', ack_timeout_ms: 30000, max_deliveries: 5 });
+      assert.deepEqual(spec, {
+        name: 'q1',
+        bindings: ['orders.#'],
+        overflow: 'reject-publish',
+        ack_timeout_ms: 30000,
+        max_deliveries: 5,
+      });
       assert.deepEqual(await s.declareQueue({ name: 'q1', bindings: ['orders.#'] }), spec);
       await rejects(s.declareQueue({ name: 'q1', bindings: ['other'] }), 'ALREADY_EXISTS');
       await rejects(s.declareQueue({ name: 'q1', bindings: ['orders.#'], max_length: 5 }), 'ALREADY_EXISTS');
@@ -76,14 +86,20 @@ export function runStorageConformance(name: string, factory: StorageFactory, opt
       const { s } = await setup();
       await s.declareQueue({ name: 'b' });
       await s.declareQueue({ name: 'a', max_length: 10, overflow: 'drop-oldest' });
-      assert.deepEqual((await s.listQueues()).map((q) => q.name), ['a', 'b']);
+      assert.deepEqual(
+        (await s.listQueues()).map((q) => q.name),
+        ['a', 'b'],
+      );
       assert.equal((await s.getQueue('a')).max_length, 10);
       await s.append('a', msg('x'));
       await s.deleteQueue('a');
       await rejects(s.getQueue('a'), 'NOT_FOUND');
       await rejects(s.deleteQueue('a'), 'NOT_FOUND');
       await rejects(s.append('a', msg('y')), 'NOT_FOUND');
-      assert.deepEqual((await s.listQueues()).map((q) => q.name), ['b']);
+      assert.deepEqual(
+        (await s.listQueues()).map((q) => q.name),
+        ['b'],
+      );
       // A re-declared queue starts empty.
       await s.declareQueue({ name: 'a' });
       assert.equal((await s.stats('a')).depth, 0);
@@ -94,14 +110,17 @@ export function runStorageConformance(name: string, factory: StorageFactory, opt
     test('append stores the whole message and take returns it with a delivery', async () => {
       const { s } = await setup();
       await s.declareQueue({ name: 'q' });
-      const res = await s.append('q', msg('hello', {
-        headers: { a: '1' },
-        correlation_id: 'c-1',
-        reply_to: '_inbox.1',
-        type: 'command',
-        trace_id: '00-abc-def-01',
-        priority: 3,
-      }));
+      const res = await s.append(
+        'q',
+        msg('hello', {
+          headers: { a: '1' },
+          correlation_id: 'c-1',
+          reply_to: '_inbox.1',
+          type: 'command',
+          trace_id: '00-abc-def-01',
+          priority: 3,
+        }),
+      );
       assert.equal(typeof res.id, 'string');
       const [d, ...rest] = await s.take('q', 'c1', 10);
       assert.equal(rest.length, 0);
@@ -155,7 +174,18 @@ export function runStorageConformance(name: string, factory: StorageFactory, opt
     test('FIFO within a priority, higher priorities first', async () => {
       const { s } = await setup();
       await s.declareQueue({ name: 'q' });
-      const plan: [string, number][] = [['n1', 2], ['l1', 0], ['c1', 5], ['n2', 2], ['h1', 3], ['c2', 5], ['l2', 0], ['n3', 2], ['low', 1], ['hi', 4]];
+      const plan: [string, number][] = [
+        ['n1', 2],
+        ['l1', 0],
+        ['c1', 5],
+        ['n2', 2],
+        ['h1', 3],
+        ['c2', 5],
+        ['l2', 0],
+        ['n3', 2],
+        ['low', 1],
+        ['hi', 4],
+      ];
       for (const [t, p] of plan) await s.append('q', msg(t, { priority: p as 0 }));
       const got: string[] = [];
       for (;;) {
@@ -185,14 +215,20 @@ export function runStorageConformance(name: string, factory: StorageFactory, opt
       await s.declareQueue({ name: 'q' });
       await s.append('q', msg('later', { deliver_at: T0 + 1000 }));
       await s.append('q', msg('now'));
-      assert.deepEqual((await s.take('q', 'c', 10)).map((d) => text(d.message.payload)), ['now']);
+      assert.deepEqual(
+        (await s.take('q', 'c', 10)).map((d) => text(d.message.payload)),
+        ['now'],
+      );
       const st = await s.stats('q');
       assert.equal(st.delayed, 1);
       assert.equal(st.depth, 0);
       clock.advance(999);
       assert.deepEqual(await s.take('q', 'c', 10), []);
       clock.advance(1);
-      assert.deepEqual((await s.take('q', 'c', 10)).map((d) => text(d.message.payload)), ['later']);
+      assert.deepEqual(
+        (await s.take('q', 'c', 10)).map((d) => text(d.message.payload)),
+        ['later'],
+      );
     });
 
     test('a delayed message of high priority overtakes once due', async () => {
@@ -202,7 +238,10 @@ export function runStorageConformance(name: string, factory: StorageFactory, opt
       await s.append('q', msg('urgent', { priority: 5, deliver_at: T0 + 10 }));
       await s.append('q', msg('n2'));
       clock.advance(10);
-      assert.deepEqual((await s.take('q', 'c', 3)).map((d) => text(d.message.payload)), ['urgent', 'n1', 'n2']);
+      assert.deepEqual(
+        (await s.take('q', 'c', 3)).map((d) => text(d.message.payload)),
+        ['urgent', 'n1', 'n2'],
+      );
     });
 
     test('TTL: an expired message is never delivered and is dead-lettered as expired (take)', async () => {
@@ -212,7 +251,10 @@ export function runStorageConformance(name: string, factory: StorageFactory, opt
       await s.append('q', msg('long', { ttl_ms: 10_000 }));
       await s.append('q', msg('forever'));
       clock.advance(100);
-      assert.deepEqual((await s.take('q', 'c', 10)).map((d) => text(d.message.payload)), ['long', 'forever']);
+      assert.deepEqual(
+        (await s.take('q', 'c', 10)).map((d) => text(d.message.payload)),
+        ['long', 'forever'],
+      );
       const dls = await s.listDeadLetters('q');
       assert.equal(dls.length, 1);
       assert.equal(dls[0]!.reason, 'expired');
@@ -263,7 +305,13 @@ export function runStorageConformance(name: string, factory: StorageFactory, opt
       await s.nack('q', 'c', da!.delivery_id, { requeue: true });
       await rejects(s.ack('q', 'c', da!.delivery_id), 'UNKNOWN_DELIVERY');
       const ds = await s.take('q', 'c', 2);
-      assert.deepEqual(ds.map((d) => [text(d.message.payload), d.delivery_count]), [['a', 2], ['b', 1]]);
+      assert.deepEqual(
+        ds.map((d) => [text(d.message.payload), d.delivery_count]),
+        [
+          ['a', 2],
+          ['b', 1],
+        ],
+      );
       assert.notEqual(ds[0]!.delivery_id, da!.delivery_id);
     });
 
@@ -418,8 +466,14 @@ export function runStorageConformance(name: string, factory: StorageFactory, opt
       const st = await s.stats('q');
       assert.equal(st.depth, 2);
       const dls = await s.listDeadLetters('q');
-      assert.deepEqual(dls.map((d) => [text(d.message.payload), d.reason]), [['1', 'overflow']]);
-      assert.deepEqual((await s.take('q', 'c', 5)).map((d) => text(d.message.payload)), ['2', '3']);
+      assert.deepEqual(
+        dls.map((d) => [text(d.message.payload), d.reason]),
+        [['1', 'overflow']],
+      );
+      assert.deepEqual(
+        (await s.take('q', 'c', 5)).map((d) => text(d.message.payload)),
+        ['2', '3'],
+      );
     });
 
     // ---- purge, fan-out ----------------------------------------------------------------------------
@@ -436,7 +490,10 @@ export function runStorageConformance(name: string, factory: StorageFactory, opt
       assert.deepEqual([st.depth, st.delayed, st.in_flight], [0, 0, 1]);
       await s.ack('q', 'c', d!.delivery_id);
       await s.append('q', msg('c'));
-      assert.deepEqual((await s.take('q', 'c', 5)).map((x) => text(x.message.payload)), ['c']);
+      assert.deepEqual(
+        (await s.take('q', 'c', 5)).map((x) => text(x.message.payload)),
+        ['c'],
+      );
       await rejects(s.purgeQueue('nope'), 'NOT_FOUND');
     });
 
@@ -457,7 +514,11 @@ export function runStorageConformance(name: string, factory: StorageFactory, opt
 
     // ---- dead letters ------------------------------------------------------------------------------
 
-    async function withDeadLetters(s: Storage, clock: { advance(ms: number): void }, n: number): Promise<void> {
+    async function withDeadLetters(
+      s: Storage,
+      clock: { advance(ms: number): void },
+      n: number,
+    ): Promise<void> {
       await s.declareQueue({ name: 'q' });
       for (let i = 0; i < n; i++) await s.append('q', msg(`m${i}`, { id: `id-${i}` }));
       for (let i = 0; i < n; i++) {
@@ -471,8 +532,14 @@ export function runStorageConformance(name: string, factory: StorageFactory, opt
       const { s, clock } = await setup();
       await withDeadLetters(s, clock, 5);
       const all = await s.listDeadLetters('q');
-      assert.deepEqual(all.map((d) => text(d.message.payload)), ['m0', 'm1', 'm2', 'm3', 'm4']);
-      assert.deepEqual((await s.listDeadLetters('q', { limit: 2, offset: 1 })).map((d) => d.last_error), ['err1', 'err2']);
+      assert.deepEqual(
+        all.map((d) => text(d.message.payload)),
+        ['m0', 'm1', 'm2', 'm3', 'm4'],
+      );
+      assert.deepEqual(
+        (await s.listDeadLetters('q', { limit: 2, offset: 1 })).map((d) => d.last_error),
+        ['err1', 'err2'],
+      );
       assert.equal(new Set(all.map((d) => d.id)).size, 5);
       await rejects(s.listDeadLetters('nope'), 'NOT_FOUND');
     });
@@ -488,7 +555,14 @@ export function runStorageConformance(name: string, factory: StorageFactory, opt
       assert.deepEqual([st.depth, st.dead_letters], [3, 2]);
       // Replayed messages go to the tail, with a fresh delivery count.
       const ds = await s.take('q', 'c', 10);
-      assert.deepEqual(ds.map((d) => [text(d.message.payload), d.delivery_count]), [['live', 1], ['m2', 1], ['m0', 1]]);
+      assert.deepEqual(
+        ds.map((d) => [text(d.message.payload), d.delivery_count]),
+        [
+          ['live', 1],
+          ['m2', 1],
+          ['m0', 1],
+        ],
+      );
       assert.equal(await s.replayDeadLetters('q'), 2);
       st = await s.stats('q');
       assert.deepEqual([st.depth, st.dead_letters], [2, 0]);
@@ -510,7 +584,10 @@ export function runStorageConformance(name: string, factory: StorageFactory, opt
       const { s, clock } = await setup();
       await withDeadLetters(s, clock, 5); // dead at T0, +1s, +2s, +3s, +4s; now T0+5s
       assert.equal(await s.purgeDeadLetters('q', { olderThanMs: 2500 }), 3);
-      assert.deepEqual((await s.listDeadLetters('q')).map((d) => text(d.message.payload)), ['m3', 'm4']);
+      assert.deepEqual(
+        (await s.listDeadLetters('q')).map((d) => text(d.message.payload)),
+        ['m3', 'm4'],
+      );
       assert.equal(await s.purgeDeadLetters('q'), 2);
       assert.deepEqual(await s.listDeadLetters('q'), []);
       assert.equal((await s.stats('q')).dead_letters, 0);
@@ -523,8 +600,15 @@ export function runStorageConformance(name: string, factory: StorageFactory, opt
       await s.declareQueue({ name: 'q' });
       let st = await s.stats('q');
       assert.deepEqual(st, {
-        queue: 'q', depth: 0, in_flight: 0, delayed: 0, dead_letters: 0, oldest_message_age_ms: null,
-        published_total: 0, acked_total: 0, dead_lettered_total: 0,
+        queue: 'q',
+        depth: 0,
+        in_flight: 0,
+        delayed: 0,
+        dead_letters: 0,
+        oldest_message_age_ms: null,
+        published_total: 0,
+        acked_total: 0,
+        dead_lettered_total: 0,
       });
       await s.append('q', msg('a'));
       clock.advance(100);
@@ -540,8 +624,15 @@ export function runStorageConformance(name: string, factory: StorageFactory, opt
       await s.take('q', 'c', 1);
       st = await s.stats('q');
       assert.deepEqual(st, {
-        queue: 'q', depth: 0, in_flight: 1, delayed: 1, dead_letters: 1, oldest_message_age_ms: null,
-        published_total: 4, acked_total: 1, dead_lettered_total: 1,
+        queue: 'q',
+        depth: 0,
+        in_flight: 1,
+        delayed: 1,
+        dead_letters: 1,
+        oldest_message_age_ms: null,
+        published_total: 4,
+        acked_total: 1,
+        dead_lettered_total: 1,
       });
       await rejects(s.stats('nope'), 'NOT_FOUND');
     });
@@ -566,14 +657,23 @@ export function runStorageConformance(name: string, factory: StorageFactory, opt
       assert.deepEqual((await s.streamAppend(['a', 'b'], msg('ab2'))).streams, { a: 2, b: 1 });
       for (let i = 3; i <= 10; i++) await s.streamAppend('a', msg(`a${i}`));
       const r = await s.streamRead('a', { from: 'earliest', max: 100 });
-      assert.deepEqual(r.messages.map((m) => m.seq), [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+      assert.deepEqual(
+        r.messages.map((m) => m.seq),
+        [1, 2, 3, 4, 5, 6, 7, 8, 9, 10],
+      );
       assert.deepEqual(r.messages.map((m) => text(m.message.payload)).slice(0, 3), ['a1', 'ab2', 'a3']);
       assert.deepEqual([r.first_seq, r.last_seq, r.next_seq], [1, 10, 11]);
       const page = await s.streamRead('a', { from: { seq: 4 }, max: 3 });
-      assert.deepEqual(page.messages.map((m) => m.seq), [4, 5, 6]);
+      assert.deepEqual(
+        page.messages.map((m) => m.seq),
+        [4, 5, 6],
+      );
       assert.equal(page.next_seq, 7);
       const rb = await s.streamRead('b', { from: 'earliest', max: 10 });
-      assert.deepEqual(rb.messages.map((m) => [m.seq, text(m.message.payload)]), [[1, 'ab2']]);
+      assert.deepEqual(
+        rb.messages.map((m) => [m.seq, text(m.message.payload)]),
+        [[1, 'ab2']],
+      );
       await rejects(s.streamAppend('nope', msg('x')), 'NOT_FOUND');
       await rejects(s.streamRead('nope', { from: 'earliest', max: 1 }), 'NOT_FOUND');
     });
@@ -593,13 +693,25 @@ export function runStorageConformance(name: string, factory: StorageFactory, opt
       assert.deepEqual([r.messages.length, r.next_seq], [0, 6]);
       await s.streamAppend('st', msg('m6'));
       r = await s.streamRead('st', { from: { seq: r.next_seq }, max: 10 });
-      assert.deepEqual(r.messages.map((m) => text(m.message.payload)), ['m6']);
+      assert.deepEqual(
+        r.messages.map((m) => text(m.message.payload)),
+        ['m6'],
+      );
       r = await s.streamRead('st', { from: 'last', max: 10 });
-      assert.deepEqual(r.messages.map((m) => m.seq), [6]);
+      assert.deepEqual(
+        r.messages.map((m) => m.seq),
+        [6],
+      );
       r = await s.streamRead('st', { from: { time: T0 + 2000 }, max: 2 });
-      assert.deepEqual(r.messages.map((m) => m.seq), [3, 4]);
+      assert.deepEqual(
+        r.messages.map((m) => m.seq),
+        [3, 4],
+      );
       r = await s.streamRead('st', { from: { time: T0 + 1500 }, max: 1 });
-      assert.deepEqual(r.messages.map((m) => m.seq), [3]);
+      assert.deepEqual(
+        r.messages.map((m) => m.seq),
+        [3],
+      );
       r = await s.streamRead('st', { from: { time: T0 + 99_999 }, max: 1 });
       assert.deepEqual([r.messages.length, r.next_seq], [0, 7]);
       r = await s.streamRead('st', { from: { seq: 100 }, max: 1 });
@@ -614,7 +726,10 @@ export function runStorageConformance(name: string, factory: StorageFactory, opt
       const info = await s.getStream('st');
       assert.deepEqual([info.first_seq, info.last_seq, info.messages], [3, 5, 3]);
       const r = await s.streamRead('st', { from: 'earliest', max: 10 });
-      assert.deepEqual(r.messages.map((m) => m.seq), [3, 4, 5]);
+      assert.deepEqual(
+        r.messages.map((m) => m.seq),
+        [3, 4, 5],
+      );
       // Reading from a trimmed sequence starts at the first retained one.
       assert.equal((await s.streamRead('st', { from: { seq: 1 }, max: 1 })).messages[0]!.seq, 3);
     });
@@ -658,7 +773,10 @@ export function runStorageConformance(name: string, factory: StorageFactory, opt
       await s.setReaderPosition('st', 'r1', 3);
       assert.equal(await s.getReaderPosition('st', 'r1'), 3);
       const r = await s.streamRead('st', { from: { reader: 'r1' }, max: 10 });
-      assert.deepEqual(r.messages.map((m) => m.seq), [3, 4, 5]);
+      assert.deepEqual(
+        r.messages.map((m) => m.seq),
+        [3, 4, 5],
+      );
       await s.setReaderPosition('st', 'r1', r.next_seq);
       assert.deepEqual((await s.getStream('st')).readers, { r1: 6 });
       await s.deleteReader('st', 'r1');
@@ -706,7 +824,9 @@ export function runStorageConformance(name: string, factory: StorageFactory, opt
       const { s } = await setup();
       await s.declareQueue({ name: 'q' });
       const n = 2000;
-      await Promise.all(Array.from({ length: n }, (_, i) => s.append('q', msg(String(i), { priority: (i % 3) as 0 }))));
+      await Promise.all(
+        Array.from({ length: n }, (_, i) => s.append('q', msg(String(i), { priority: (i % 3) as 0 }))),
+      );
       const seen: number[][] = [[], [], []];
       for (;;) {
         const ds = await s.take('q', 'c', 64);
@@ -714,7 +834,11 @@ export function runStorageConformance(name: string, factory: StorageFactory, opt
         for (const d of ds) seen[d.message.priority]!.push(Number(text(d.message.payload)));
         await Promise.all(ds.map((d) => s.ack('q', 'c', d.delivery_id)));
       }
-      for (const list of seen) assert.deepEqual(list, [...list].sort((a, b) => a - b));
+      for (const list of seen)
+        assert.deepEqual(
+          list,
+          [...list].sort((a, b) => a - b),
+        );
       assert.equal(seen.flat().length, n);
       const st = await s.stats('q');
       assert.deepEqual([st.depth, st.acked_total], [0, n]);

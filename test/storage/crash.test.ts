@@ -26,7 +26,10 @@ interface Confirmed {
 /** Runs the child until it confirmed `target` appends (or 20 s passed), then SIGKILLs it. */
 function runAndKill(dir: string, fsync: string, target: number): Promise<Confirmed> {
   return new Promise((resolve, reject) => {
-    const p = spawn(process.execPath, ['--import', 'tsx', child, dir, fsync], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+    const p = spawn(process.execPath, ['--import', 'tsx', child, dir, fsync], {
+      cwd: repo,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     const got: Confirmed = { appended: new Set(), ackTried: new Set(), acked: new Set() };
     let buf = '';
     let stderr = '';

@@ -55,11 +55,21 @@ for (const seed of [11, 22, 33]) {
         if (m?.includes('segment reclaimed')) seen.reclaimed++;
       },
     };
-    const fileOpts = { path: dir, fsync: 'none' as const, segmentBytes: 8 * 1024, now, compactRatio: 0.6, logger };
+    const fileOpts = {
+      path: dir,
+      fsync: 'none' as const,
+      segmentBytes: 8 * 1024,
+      now,
+      compactRatio: 0.6,
+      logger,
+    };
     const mem: Storage = new MemoryStorage({ now });
     let file: Storage = await FileStorage.open(fileOpts);
     const queues = ['qa', 'qb', 'qc'];
-    const both = async <T>(f: (s: Storage) => Promise<T>): Promise<[string, string]> => [await settle(f(mem)), await settle(f(file))];
+    const both = async <T>(f: (s: Storage) => Promise<T>): Promise<[string, string]> => [
+      await settle(f(mem)),
+      await settle(f(file)),
+    ];
     for (const s of [mem, file]) {
       await s.declareQueue({ name: 'qa', max_deliveries: 3, ack_timeout_ms: 500 });
       await s.declareQueue({ name: 'qb', max_length: 30, overflow: 'drop-oldest' });
@@ -99,9 +109,20 @@ for (const seed of [11, 22, 33]) {
         const h = held[i]!;
         held.splice(i, 1);
         const kind = r();
-        const nack = kind < 0.5 ? null : { requeue: kind < 0.85, ...(r() < 0.5 ? { delay_ms: Math.floor(r() * 2000) } : {}), error: 'e' };
-        const a = await settle(nack ? mem.nack(h.q, 'c', h.mem.delivery_id, nack) : mem.ack(h.q, 'c', h.mem.delivery_id));
-        const b = await settle(nack ? file.nack(h.q, 'c', h.file.delivery_id, nack) : file.ack(h.q, 'c', h.file.delivery_id));
+        const nack =
+          kind < 0.5
+            ? null
+            : {
+                requeue: kind < 0.85,
+                ...(r() < 0.5 ? { delay_ms: Math.floor(r() * 2000) } : {}),
+                error: 'e',
+              };
+        const a = await settle(
+          nack ? mem.nack(h.q, 'c', h.mem.delivery_id, nack) : mem.ack(h.q, 'c', h.mem.delivery_id),
+        );
+        const b = await settle(
+          nack ? file.nack(h.q, 'c', h.file.delivery_id, nack) : file.ack(h.q, 'c', h.file.delivery_id),
+        );
         assert.equal(b, a, ctx);
       } else if (op < 0.85) {
         t += Math.floor(r() * 800);
@@ -109,12 +130,18 @@ for (const seed of [11, 22, 33]) {
         assert.equal(b, a, ctx);
       } else if (op < 0.88) {
         const from = r() < 0.5 ? ('earliest' as const) : { seq: Math.floor(r() * n) };
-        const [a, b] = await both((s) => s.streamRead('st', { from, max: 20 }).then((x) => ({ ...x, messages: x.messages.map((m) => `${m.seq}:${m.message.id}`) })));
+        const [a, b] = await both((s) =>
+          s
+            .streamRead('st', { from, max: 20 })
+            .then((x) => ({ ...x, messages: x.messages.map((m) => `${m.seq}:${m.message.id}`) })),
+        );
         assert.equal(b, a, ctx);
       } else if (op < 0.9) {
         const q = pick(queues);
         const replay = r() < 0.5;
-        const [a, b] = await both((s) => (replay ? s.replayDeadLetters(q) : s.purgeDeadLetters(q, { olderThanMs: 3000 })));
+        const [a, b] = await both((s) =>
+          replay ? s.replayDeadLetters(q) : s.purgeDeadLetters(q, { olderThanMs: 3000 }),
+        );
         assert.equal(b, a, ctx);
       } else if (op < 0.91) {
         const q = pick(queues);
@@ -137,7 +164,11 @@ for (const seed of [11, 22, 33]) {
         for (const q of queues) {
           const [a, b] = await both((s) => s.stats(q));
           assert.equal(b, a, `${ctx} stats ${q}`);
-          const [la, lb] = await both((s) => s.listDeadLetters(q, { limit: 1000 }).then((x) => x.map((d) => `${d.message.id}:${d.reason}:${d.failures}:${d.dead_lettered_at}`)));
+          const [la, lb] = await both((s) =>
+            s
+              .listDeadLetters(q, { limit: 1000 })
+              .then((x) => x.map((d) => `${d.message.id}:${d.reason}:${d.failures}:${d.dead_lettered_at}`)),
+          );
           assert.equal(lb, la, `${ctx} dead letters ${q}`);
         }
         const [a, b] = await both((s) => s.getStream('st'));

@@ -1,6 +1,15 @@
 /** File-engine behaviour beyond the conformance suite: recovery, torn tails, reclaim, fsync, ENOSPC. */
 import assert from 'node:assert/strict';
-import { mkdtempSync, readdirSync, rmSync, statSync, truncateSync, openSync, writeSync, closeSync } from 'node:fs';
+import {
+  mkdtempSync,
+  readdirSync,
+  rmSync,
+  statSync,
+  truncateSync,
+  openSync,
+  writeSync,
+  closeSync,
+} from 'node:fs';
 import type { FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -21,7 +30,9 @@ function freshDir(): string {
 }
 
 function segments(dir: string): string[] {
-  return readdirSync(dir).filter((f) => f.endsWith('.seg')).sort();
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.seg'))
+    .sort();
 }
 
 function totalBytes(dir: string): number {
@@ -58,7 +69,13 @@ describe('file engine', () => {
     await s.declareQueue({ name: 'q', bindings: ['a.#'], max_deliveries: 2 });
     await s.declareQueue({ name: 'other', max_length: 5, overflow: 'drop-oldest' });
     await s.declareStream({ name: 'st', max_msgs: 100 });
-    for (let i = 0; i < 50; i++) await s.append('q', { topic: 'a.b', payload: enc.encode(`m${i}`), priority: (i % 6) as 0, headers: { i: String(i) } });
+    for (let i = 0; i < 50; i++)
+      await s.append('q', {
+        topic: 'a.b',
+        payload: enc.encode(`m${i}`),
+        priority: (i % 6) as 0,
+        headers: { i: String(i) },
+      });
     await s.append('q', { topic: 'a.b', payload: enc.encode('later'), deliver_at: T0 + 60_000 });
     const [d] = await s.take('q', 'c', 1); // m5 (priority 5, first)
     await s.nack('q', 'c', d!.delivery_id, { requeue: false, error: 'boom' });
@@ -70,14 +87,29 @@ describe('file engine', () => {
     await s.close();
 
     s = await FileStorage.open(opts(dir, { now }));
-    assert.deepEqual((await s.listQueues()).map((q) => q.name), ['other', 'q']);
-    assert.deepEqual(await s.getQueue('q'), { name: 'q', bindings: ['a.#'], overflow: 'reject-publish', ack_timeout_ms: 30000, max_deliveries: 2 });
+    assert.deepEqual(
+      (await s.listQueues()).map((q) => q.name),
+      ['other', 'q'],
+    );
+    assert.deepEqual(await s.getQueue('q'), {
+      name: 'q',
+      bindings: ['a.#'],
+      overflow: 'reject-publish',
+      ack_timeout_ms: 30000,
+      max_deliveries: 2,
+    });
     assert.deepEqual(await s.stats('q'), before);
     const [dl] = await s.listDeadLetters('q');
-    assert.deepEqual([dec.decode(dl!.message.payload), dl!.reason, dl!.last_error, dl!.failures], ['m5', 'rejected', 'boom', 1]);
+    assert.deepEqual(
+      [dec.decode(dl!.message.payload), dl!.reason, dl!.last_error, dl!.failures],
+      ['m5', 'rejected', 'boom', 1],
+    );
     // The requeued message kept its delivery count: one more failure reaches max_deliveries (2).
     const [again] = await s.take('q', 'c', 1);
-    assert.deepEqual([dec.decode(again!.message.payload), again!.delivery_count, again!.message.headers.i], ['m11', 2, '11']);
+    assert.deepEqual(
+      [dec.decode(again!.message.payload), again!.delivery_count, again!.message.headers.i],
+      ['m11', 2, '11'],
+    );
     await s.nack('q', 'c', again!.delivery_id, { requeue: true });
     assert.equal((await s.stats('q')).dead_letters, 2);
     const rest = await drain(s, 'q');
@@ -88,8 +120,13 @@ describe('file engine', () => {
     const info = await s.getStream('st');
     assert.deepEqual([info.first_seq, info.last_seq, info.messages, info.readers], [1, 3, 3, { r: 2 }]);
     const r = await s.streamRead('st', { from: { reader: 'r' }, max: 10 });
-    assert.deepEqual(r.messages.map((m) => dec.decode(m.message.payload)), ['s1', 's2']);
-    assert.deepEqual((await s.streamAppend('st', { topic: 'a.b', payload: enc.encode('s3') })).streams, { st: 4 });
+    assert.deepEqual(
+      r.messages.map((m) => dec.decode(m.message.payload)),
+      ['s1', 's2'],
+    );
+    assert.deepEqual((await s.streamAppend('st', { topic: 'a.b', payload: enc.encode('s3') })).streams, {
+      st: 4,
+    });
     await s.close();
   });
 
@@ -130,7 +167,10 @@ describe('file engine', () => {
       assert.equal(logger.warnings.length, 1, logger.warnings.join('; '));
       assert.match(logger.warnings[0]!, /torn or corrupt tail/);
       const got = await drain(s, 'q');
-      assert.deepEqual(got, Array.from({ length: 19 }, (_, i) => `m${i}`));
+      assert.deepEqual(
+        got,
+        Array.from({ length: 19 }, (_, i) => `m${i}`),
+      );
       // The journal continues cleanly after the cut.
       await s.append('q', { topic: 't', payload: enc.encode('after') });
       await s.close();
@@ -207,7 +247,10 @@ describe('file engine', () => {
       if (!filler.length) break;
     }
     await s.compact();
-    assert.ok(!segments(dir).includes(firstSeg!), `first segment ${firstSeg} still there: ${segments(dir).join(',')}`);
+    assert.ok(
+      !segments(dir).includes(firstSeg!),
+      `first segment ${firstSeg} still there: ${segments(dir).join(',')}`,
+    );
     assert.ok(segments(dir).length <= 2, segments(dir).join(','));
     await s.close();
 
@@ -216,11 +259,20 @@ describe('file engine', () => {
     assert.equal(dec.decode(ready!.message.payload), 'keep-ready');
     assert.ok(ready!.delivery_count >= 3, `delivery count ${ready!.delivery_count}`);
     t += 5000;
-    assert.deepEqual((await s.take('q', 'c', 5)).map((d) => dec.decode(d.message.payload)), ['keep-delayed']);
+    assert.deepEqual(
+      (await s.take('q', 'c', 5)).map((d) => dec.decode(d.message.payload)),
+      ['keep-delayed'],
+    );
     const [dl] = await s.listDeadLetters('dlq-holder');
-    assert.deepEqual([dec.decode(dl!.message.payload), dl!.reason, dl!.last_error], ['keep-dead', 'rejected', 'kept error']);
+    assert.deepEqual(
+      [dec.decode(dl!.message.payload), dl!.reason, dl!.last_error],
+      ['keep-dead', 'rejected', 'kept error'],
+    );
     const r = await s.streamRead('st', { from: 'earliest', max: 5 });
-    assert.deepEqual(r.messages.map((m) => [m.seq, dec.decode(m.message.payload)]), [[1, 'keep-stream']]);
+    assert.deepEqual(
+      r.messages.map((m) => [m.seq, dec.decode(m.message.payload)]),
+      [[1, 'keep-stream']],
+    );
     const st = await s.stats('q');
     assert.equal(st.published_total, 302);
     await s.close();
@@ -255,7 +307,10 @@ describe('file engine', () => {
     await s.compact();
     await s.close();
     s = await FileStorage.open(opts(dir));
-    assert.deepEqual((await s.listQueues()).map((q) => q.name), ['q']);
+    assert.deepEqual(
+      (await s.listQueues()).map((q) => q.name),
+      ['q'],
+    );
     assert.equal(await s.getReaderPosition('st', 'r'), 1);
     assert.equal((await s.getStream('st')).messages, 1);
     await s.close();
@@ -279,7 +334,9 @@ describe('file engine', () => {
     clearInterval(auto);
     const syncsBefore = syncs;
     let confirmed = 0;
-    const appends = Array.from({ length: 50 }, (_, i) => s.append('q', { topic: 't', payload: enc.encode(`m${i}`) }).then(() => confirmed++));
+    const appends = Array.from({ length: 50 }, (_, i) =>
+      s.append('q', { topic: 't', payload: enc.encode(`m${i}`) }).then(() => confirmed++),
+    );
     await new Promise((r) => setTimeout(r, 20));
     assert.equal(confirmed, 0, 'confirmed before the fsync completed');
     const pump = setInterval(() => release?.(), 1);
@@ -305,12 +362,16 @@ describe('file engine', () => {
           return defaultIo.sync(fh);
         },
       };
-      const s = await FileStorage.open(opts(dir, { fsync, io, batchSize: 10, batchTimeoutMs: 50, segmentBytes: 1024 * 1024 }));
+      const s = await FileStorage.open(
+        opts(dir, { fsync, io, batchSize: 10, batchTimeoutMs: 50, segmentBytes: 1024 * 1024 }),
+      );
       await s.declareQueue({ name: 'q' });
       const w0 = writes;
       const s0 = syncs;
       const t0 = Date.now();
-      await Promise.all(Array.from({ length: 100 }, (_, i) => s.append('q', { topic: 't', payload: enc.encode(`m${i}`) })));
+      await Promise.all(
+        Array.from({ length: 100 }, (_, i) => s.append('q', { topic: 't', payload: enc.encode(`m${i}`) })),
+      );
       if (fsync === 'none') assert.equal(syncs, 0);
       else {
         assert.ok(syncs - s0 >= 1 && syncs - s0 <= 10, `${syncs - s0} syncs`);
@@ -345,7 +406,9 @@ describe('file engine', () => {
     await s.append('q', { topic: 't', payload: enc.encode('ok2') });
     const [held] = await s.take('q', 'c', 1);
     full = true;
-    const results = await Promise.allSettled([1, 2, 3].map((i) => s.append('q', { topic: 't', payload: enc.encode(`fail${i}`) })));
+    const results = await Promise.allSettled(
+      [1, 2, 3].map((i) => s.append('q', { topic: 't', payload: enc.encode(`fail${i}`) })),
+    );
     for (const r of results) {
       assert.equal(r.status, 'rejected');
       assert.equal((r as PromiseRejectedResult).reason.code, 'STORAGE_FULL');

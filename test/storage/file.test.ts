@@ -11,6 +11,13 @@ let n = 0;
 
 for (const fsync of ['always', 'batch', 'none'] as const) {
   runStorageConformance(`file (fsync ${fsync})`, ({ now }) =>
-    createStorage({ engine: 'file', path: join(root, `c${n++}`), fsync, batchTimeoutMs: 2, segmentBytes: 64 * 1024, now }),
+    createStorage({
+      engine: 'file',
+      path: join(root, `c${n++}`),
+      fsync,
+      batchTimeoutMs: 2,
+      segmentBytes: 64 * 1024,
+      now,
+    }),
   );
 }

@@ -12,7 +12,7 @@ import { decodeRecord, HEADER_BYTES } from './codec.ts';
 export function* liveMessages(state: State, seg: number, buf: Buffer): Generator<{ h: number; rec: MsgRec }> {
   const b = state.bodies;
   const e = state.entries;
-  for (let off = HEADER_BYTES; off < buf.length; ) {
+  for (let off = HEADER_BYTES; off < buf.length;) {
     const r = decodeRecord(buf, off);
     if (!r.ok) return;
     const here = off;
@@ -27,7 +27,13 @@ export function* liveMessages(state: State, seg: number, buf: Buffer): Generator
       const q = state.queueOf(s);
       if (!q) continue;
       // In-flight entries are written as waiting: deliveries are not journaled and end with a restart.
-      const fact: EntryFact = { q: q.spec.name, o: e.order[s]!, dc: e.dc[s]!, nb: e.notBefore[s]!, ex: e.expiresAt[s]! };
+      const fact: EntryFact = {
+        q: q.spec.name,
+        o: e.order[s]!,
+        dc: e.dc[s]!,
+        nb: e.notBefore[s]!,
+        ex: e.expiresAt[s]!,
+      };
       const dead = q.dead.get(rec.key);
       if (dead && dead.slot === s) {
         fact.dead = { reason: dead.reason, at: dead.at };

@@ -73,10 +73,12 @@ export type Scan =
 export function decodeRecord(buf: Buffer, off: number): Scan {
   if (off + FRAME_BYTES > buf.length) return { ok: false, why: 'torn', detail: 'frame header cut short' };
   const body = buf.readUInt32LE(off);
-  if (body === 0 || body > MAX_RECORD_BYTES) return { ok: false, why: 'corrupt', detail: `impossible length ${body}` };
+  if (body === 0 || body > MAX_RECORD_BYTES)
+    return { ok: false, why: 'corrupt', detail: `impossible length ${body}` };
   const end = off + FRAME_BYTES + body;
   if (end > buf.length) return { ok: false, why: 'torn', detail: `record of ${body} bytes cut short` };
-  if (buf.readUInt32LE(off + 4) !== crc32c(buf, off + FRAME_BYTES, end)) return { ok: false, why: 'corrupt', detail: 'checksum mismatch' };
+  if (buf.readUInt32LE(off + 4) !== crc32c(buf, off + FRAME_BYTES, end))
+    return { ok: false, why: 'corrupt', detail: 'checksum mismatch' };
   try {
     const kind = buf[off + FRAME_BYTES];
     if (kind === KIND_JSON) {
@@ -86,11 +88,16 @@ export function decodeRecord(buf: Buffer, off: number): Scan {
     if (kind === KIND_MSG) {
       const jsonLen = buf.readUInt32LE(off + FRAME_BYTES + 1);
       const jsonStart = off + FRAME_BYTES + 5;
-      if (jsonStart + jsonLen > end) return { ok: false, why: 'corrupt', detail: 'message header overruns record' };
+      if (jsonStart + jsonLen > end)
+        return { ok: false, why: 'corrupt', detail: 'message header overruns record' };
       const rec = JSON.parse(buf.toString('utf8', jsonStart, jsonStart + jsonLen)) as Rec;
       if (rec.t !== 'msg') return { ok: false, why: 'corrupt', detail: 'message record of another type' };
       // A plain Uint8Array view: consumers get the type the interface promises, not a Buffer.
-      rec.payload = new Uint8Array(buf.buffer, buf.byteOffset + jsonStart + jsonLen, end - jsonStart - jsonLen);
+      rec.payload = new Uint8Array(
+        buf.buffer,
+        buf.byteOffset + jsonStart + jsonLen,
+        end - jsonStart - jsonLen,
+      );
       return { ok: true, rec, len: FRAME_BYTES + body };
     }
     return { ok: false, why: 'corrupt', detail: `unknown record kind ${String(kind)}` };

@@ -21,7 +21,16 @@ const TABLES: Uint32Array[] = (() => {
   return tables;
 })();
 
-const [T0, T1, T2, T3, T4, T5, T6, T7] = TABLES as [Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array, Uint32Array];
+const [T0, T1, T2, T3, T4, T5, T6, T7] = TABLES as [
+  Uint32Array,
+  Uint32Array,
+  Uint32Array,
+  Uint32Array,
+  Uint32Array,
+  Uint32Array,
+  Uint32Array,
+  Uint32Array,
+];
 
 /** CRC-32C of `data[start, end)`, continuing from `crc` (0 for a fresh checksum). */
 export function crc32c(data: Uint8Array, start = 0, end = data.length, crc = 0): number {

@@ -54,9 +54,15 @@ export function storageError(err: unknown): MessagingError {
   if (err instanceof MessagingError) return err;
   const code = (err as { code?: unknown } | null)?.code;
   if (code === 'ENOSPC' || code === 'EDQUOT') {
-    return new MessagingError('STORAGE_FULL', 'no space left on the storage device; nothing was stored', { cause: err });
+    return new MessagingError('STORAGE_FULL', 'no space left on the storage device; nothing was stored', {
+      cause: err,
+    });
   }
-  return new MessagingError('STORAGE_FAILURE', `storage I/O failed: ${(err as Error)?.message ?? String(err)}`, { cause: err });
+  return new MessagingError(
+    'STORAGE_FAILURE',
+    `storage I/O failed: ${(err as Error)?.message ?? String(err)}`,
+    { cause: err },
+  );
 }
 
 export class FileStorage extends BaseStorage {
@@ -95,7 +101,8 @@ export class FileStorage extends BaseStorage {
       compactRatio: options.compactRatio ?? 0.5,
       io: options.io ?? defaultIo,
     };
-    if (!['always', 'batch', 'none'].includes(this.o.fsync)) throw new MessagingError('BAD_REQUEST', 'fsync must be always, batch or none');
+    if (!['always', 'batch', 'none'].includes(this.o.fsync))
+      throw new MessagingError('BAD_REQUEST', 'fsync must be always, batch or none');
     // Offsets are kept as uint32; the headroom covers one oversized record past the roll point.
     if (!(this.o.segmentBytes >= 4096 && this.o.segmentBytes <= 2 ** 31)) {
       throw new MessagingError('BAD_REQUEST', 'segmentBytes must be between 4 KiB and 2 GiB');
@@ -147,7 +154,13 @@ export class FileStorage extends BaseStorage {
       },
     });
     this.logger.info(
-      { path: this.dir, segments: r.segments.length, records: r.records, messages: this.state.bodies.count, ms: Date.now() - started },
+      {
+        path: this.dir,
+        segments: r.segments.length,
+        records: r.records,
+        messages: this.state.bodies.count,
+        ms: Date.now() - started,
+      },
       'storage: recovered',
     );
   }
@@ -184,7 +197,8 @@ export class FileStorage extends BaseStorage {
         const st = this.stat(b.seg[h]!);
         st.live++;
         st.liveBytes += b.len[h]!;
-        if (!this.recovering && rec.payload) this.cache.put(h, rec.key, { ...rec.head, payload: rec.payload }, this.log.lastGroup);
+        if (!this.recovering && rec.payload)
+          this.cache.put(h, rec.key, { ...rec.head, payload: rec.payload }, this.log.lastGroup);
       },
       bodyFreed: (h) => {
         const b = this.state.bodies;
@@ -193,7 +207,11 @@ export class FileStorage extends BaseStorage {
         st.live--;
         st.liveBytes -= b.len[h]!;
         this.cache.delete(h);
-        if (!this.recovering && seg !== this.log.active && (st.live === 0 || st.liveBytes < this.o.compactRatio * st.size)) {
+        if (
+          !this.recovering &&
+          seg !== this.log.active &&
+          (st.live === 0 || st.liveBytes < this.o.compactRatio * st.size)
+        ) {
           this.scheduleReclaim();
         }
       },
@@ -221,16 +239,22 @@ export class FileStorage extends BaseStorage {
     refs.forEach((r, i) => {
       const hit = this.cache.get(r.h, r.key);
       if (hit) out[i] = hit;
-      else if (b.key[r.h] === r.key) misses.push({ i, h: r.h, key: r.key, seg: b.seg[r.h]!, off: b.off[r.h]!, len: b.len[r.h]! });
+      else if (b.key[r.h] === r.key)
+        misses.push({ i, h: r.h, key: r.key, seg: b.seg[r.h]!, off: b.off[r.h]!, len: b.len[r.h]! });
     });
     if (misses.length === 0) return out;
     // Messages taken together were usually appended together: read each run of adjacent records at once.
     misses.sort((x, y) => x.seg - y.seg || x.off - y.off);
     const reads: Promise<void>[] = [];
-    for (let i = 0; i < misses.length; ) {
+    for (let i = 0; i < misses.length;) {
       let j = i + 1;
       let end = misses[i]!.off + misses[i]!.len;
-      while (j < misses.length && misses[j]!.seg === misses[i]!.seg && misses[j]!.off - end < 4096 && misses[j]!.off + misses[j]!.len - misses[i]!.off < 1 << 20) {
+      while (
+        j < misses.length &&
+        misses[j]!.seg === misses[i]!.seg &&
+        misses[j]!.off - end < 4096 &&
+        misses[j]!.off + misses[j]!.len - misses[i]!.off < 1 << 20
+      ) {
         end = Math.max(end, misses[j]!.off + misses[j]!.len);
         j++;
       }
@@ -238,7 +262,10 @@ export class FileStorage extends BaseStorage {
       reads.push(
         this.readRun(run[0]!.seg, run[0]!.off, end - run[0]!.off, run).then(
           (msgs) => run.forEach((m, k) => void (out[m.i] = msgs[k])),
-          () => Promise.all(run.map((m) => this.readBody(m.h, m.key).then((msg) => void (out[m.i] = msg)))).then(() => undefined),
+          () =>
+            Promise.all(run.map((m) => this.readBody(m.h, m.key).then((msg) => void (out[m.i] = msg)))).then(
+              () => undefined,
+            ),
         ),
       );
       i = j;
@@ -248,7 +275,12 @@ export class FileStorage extends BaseStorage {
   }
 
   /** One read for several records; any surprise (moved, torn) falls back to reading them one by one. */
-  private async readRun(seg: number, start: number, length: number, run: { h: number; key: number; off: number; len: number }[]): Promise<(Message | undefined)[]> {
+  private async readRun(
+    seg: number,
+    start: number,
+    length: number,
+    run: { h: number; key: number; off: number; len: number }[],
+  ): Promise<(Message | undefined)[]> {
     const state = this.state;
     const fh = await this.reader(seg);
     const buf = Buffer.allocUnsafe(length);
@@ -258,7 +290,8 @@ export class FileStorage extends BaseStorage {
       const r = decodeRecord(buf.subarray(m.off - start, m.off - start + m.len), 0);
       if (!r.ok || r.rec.t !== 'msg' || r.rec.key !== m.key) throw new Error('record moved');
       // Copy out of the shared run buffer so a cached message does not pin the whole run.
-      const payload = run.length > 1 ? (r.rec.payload ?? new Uint8Array(0)).slice() : (r.rec.payload ?? new Uint8Array(0));
+      const payload =
+        run.length > 1 ? (r.rec.payload ?? new Uint8Array(0)).slice() : (r.rec.payload ?? new Uint8Array(0));
       const msg: Message = { ...r.rec.head, payload };
       if (state === this.state && state.bodies.key[m.h] === m.key) this.cache.put(m.h, m.key, msg);
       return msg;
@@ -291,7 +324,8 @@ export class FileStorage extends BaseStorage {
         if (bytesRead !== len) throw new Error(`short read in segment ${seg} at ${off}`);
         const r = decodeRecord(buf, 0);
         if (!r.ok) throw new Error(`segment ${seg} at ${off}: ${r.detail}`);
-        if (r.rec.t !== 'msg' || r.rec.key !== key) throw new Error(`segment ${seg} at ${off} holds another record`);
+        if (r.rec.t !== 'msg' || r.rec.key !== key)
+          throw new Error(`segment ${seg} at ${off} holds another record`);
         const msg: Message = { ...r.rec.head, payload: r.rec.payload ?? new Uint8Array(0) };
         if (state === this.state && b.key[h] === key) this.cache.put(h, key, msg);
         return msg;
@@ -309,7 +343,9 @@ export class FileStorage extends BaseStorage {
     if (this.reclaimTimer || this.closed) return;
     this.reclaimTimer = setTimeout(() => {
       this.reclaimTimer = null;
-      this.reclaim().catch((err: unknown) => this.logger.warn({ err: String(err) }, 'storage: space reclaim failed'));
+      this.reclaim().catch((err: unknown) =>
+        this.logger.warn({ err: String(err) }, 'storage: space reclaim failed'),
+      );
     }, 50);
     this.reclaimTimer.unref();
   }
@@ -328,11 +364,13 @@ export class FileStorage extends BaseStorage {
 
   private async reclaimPasses(): Promise<void> {
     await this.durable();
-    for (const fh of this.retired.splice(0)) await (await fh.catch(() => null))?.close().catch(() => undefined);
+    for (const fh of this.retired.splice(0))
+      await (await fh.catch(() => null))?.close().catch(() => undefined);
     for (;;) {
       if (this.closed || this.gate) return;
       let changed = false;
-      const closedSegs = () => [...this.segs.keys()].filter((s) => s !== this.log.active).sort((a, b) => a - b);
+      const closedSegs = () =>
+        [...this.segs.keys()].filter((s) => s !== this.log.active).sort((a, b) => a - b);
       for (const seg of closedSegs()) {
         const st = this.segs.get(seg)!;
         if (st.live === 0 && [...st.refs].every((r) => !this.segs.has(r))) {
@@ -373,10 +411,18 @@ export class FileStorage extends BaseStorage {
     let carried = 0;
     for (const { h, rec } of liveMessages(state, seg, buf)) {
       this.emit(rec);
-      this.cache.put(h, rec.key, { ...rec.head, payload: rec.payload ?? new Uint8Array(0) }, this.log.lastGroup);
+      this.cache.put(
+        h,
+        rec.key,
+        { ...rec.head, payload: rec.payload ?? new Uint8Array(0) },
+        this.log.lastGroup,
+      );
       carried++;
     }
-    this.logger.info({ segment: seg, messages: carried }, 'storage: live messages carried forward for compaction');
+    this.logger.info(
+      { segment: seg, messages: carried },
+      'storage: live messages carried forward for compaction',
+    );
     return carried;
   }
 
@@ -398,7 +444,14 @@ export class FileStorage extends BaseStorage {
     const held: { q: string; key: number; id: string; consumer: string; deadline: number; dc: number }[] = [];
     for (const q of this.state.queues.values()) {
       for (const f of q.inflight.values()) {
-        held.push({ q: q.spec.name, key: this.state.keyOf(f.slot), id: f.id, consumer: f.consumer, deadline: f.deadline, dc: this.state.entries.dc[f.slot]! });
+        held.push({
+          q: q.spec.name,
+          key: this.state.keyOf(f.slot),
+          id: f.id,
+          consumer: f.consumer,
+          deadline: f.deadline,
+          dc: this.state.entries.dc[f.slot]!,
+        });
       }
     }
     await this.log.close();
@@ -437,7 +490,8 @@ export class FileStorage extends BaseStorage {
     if (this.reclaimTimer) clearTimeout(this.reclaimTimer);
     await this.reclaiming?.catch(() => undefined);
     await this.log.close();
-    for (const fh of [...this.readers.values(), ...this.retired]) await (await fh.catch(() => null))?.close().catch(() => undefined);
+    for (const fh of [...this.readers.values(), ...this.retired])
+      await (await fh.catch(() => null))?.close().catch(() => undefined);
     this.readers.clear();
     this.retired = [];
     this.cache.clear();

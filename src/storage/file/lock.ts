@@ -20,7 +20,8 @@ export class DirLock {
   }
 
   async acquire(): Promise<void> {
-    if (OPEN_DIRS.has(this.key)) throw new MessagingError('STORAGE_FAILURE', `storage at ${this.key} is already open in this process`);
+    if (OPEN_DIRS.has(this.key))
+      throw new MessagingError('STORAGE_FAILURE', `storage at ${this.key} is already open in this process`);
     const holder = Number((await readFile(this.path, 'utf8').catch(() => '')).trim());
     if (holder > 0 && holder !== process.pid && alive(holder)) {
       throw new MessagingError('STORAGE_FAILURE', `storage at ${this.key} is in use by process ${holder}`);

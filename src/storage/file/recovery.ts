@@ -43,7 +43,10 @@ export async function recover(dir: string, state: State, logger: Logger): Promis
     if (readHeader(buf) !== seg) {
       if (last) {
         // A crash right after creating the file: nothing in it was ever confirmed.
-        logger.warn({ segment: path, bytes: buf.length }, 'storage: newest segment has no valid header; removing it');
+        logger.warn(
+          { segment: path, bytes: buf.length },
+          'storage: newest segment has no valid header; removing it',
+        );
         await unlink(path);
       } else {
         logger.warn({ segment: path }, 'storage: segment has no valid header; skipping it');

@@ -209,14 +209,20 @@ export class SegmentLog {
   private async writeChunks(chunks: Chunk[]): Promise<void> {
     const touched = new Set<number>();
     let created = false;
-    for (let i = 0; i < chunks.length; ) {
+    for (let i = 0; i < chunks.length;) {
       // Consecutive chunks of one segment are contiguous: one write for all of them.
       const seg = chunks[i]!.seg;
       const off = chunks[i]!.off;
       let j = i;
       let bytes = 0;
       while (j < chunks.length && chunks[j]!.seg === seg) bytes += chunks[j++]!.buf.length;
-      const buf = j - i === 1 ? chunks[i]!.buf : Buffer.concat(chunks.slice(i, j).map((c) => c.buf), bytes);
+      const buf =
+        j - i === 1
+          ? chunks[i]!.buf
+          : Buffer.concat(
+              chunks.slice(i, j).map((c) => c.buf),
+              bytes,
+            );
       let fh = this.files.get(seg);
       if (!fh) {
         fh = await open(segmentPath(this.o.dir, seg), off === 0 ? 'w+' : 'r+');

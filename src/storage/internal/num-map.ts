@@ -54,7 +54,8 @@ export class NumMap {
     this.vals[i] = val;
     this.live++;
     // Keep the load (tombstones included) under 3/4 so probes stay short.
-    if (this.used * 4 > this.keys.length * 3) this.rehash(this.live * 2 > this.keys.length / 2 ? this.keys.length * 2 : this.keys.length);
+    if (this.used * 4 > this.keys.length * 3)
+      this.rehash(this.live * 2 > this.keys.length / 2 ? this.keys.length * 2 : this.keys.length);
   }
 
   delete(key: number): boolean {

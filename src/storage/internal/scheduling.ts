@@ -77,7 +77,8 @@ export function nextDue(state: State, q: QueueState): number {
   if (q.delayed.size) next = Math.min(next, q.delayed.peekKey());
   while (q.ttl.size && !state.isTtlPair(q, q.ttl.peekKey(), q.ttl.peekVal())) q.ttl.pop();
   if (q.ttl.size) next = Math.min(next, q.ttl.peekKey());
-  while (q.timeouts.size && q.inflightBySlot.get(q.timeouts.peekVal())?.deadline !== q.timeouts.peekKey()) q.timeouts.pop();
+  while (q.timeouts.size && q.inflightBySlot.get(q.timeouts.peekVal())?.deadline !== q.timeouts.peekKey())
+    q.timeouts.pop();
   if (q.timeouts.size) next = Math.min(next, q.timeouts.peekKey());
   return next;
 }

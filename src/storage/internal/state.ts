@@ -118,7 +118,13 @@ export class State {
         this.touch(slot, loc);
         this.detach(slot, q);
         this.entries.dc[slot] = rec.dc;
-        this.attachDead(slot, q, { slot, reason: rec.reason, failures: rec.dc, error: rec.error, at: rec.at });
+        this.attachDead(slot, q, {
+          slot,
+          reason: rec.reason,
+          failures: rec.dc,
+          error: rec.error,
+          at: rec.at,
+        });
         return;
       }
       case 'replay': {
@@ -342,7 +348,13 @@ export class State {
     e.state[slot] = FREE;
     this.bodies.refs[h]!++;
     if (f.dead) {
-      this.attachDead(slot, q, { slot, reason: f.dead.reason, failures: f.dc, error: f.dead.error, at: f.dead.at });
+      this.attachDead(slot, q, {
+        slot,
+        reason: f.dead.reason,
+        failures: f.dc,
+        error: f.dead.error,
+        at: f.dead.at,
+      });
     } else this.attachWaiting(slot, q);
   }
 
@@ -410,7 +422,8 @@ export class State {
       q.deadTotal = m.dead;
     }
     const streamNames = new Set(rec.streams.map((m) => m.spec.name));
-    for (const name of [...this.streams.keys()]) if (!streamNames.has(name)) this.deleteStream(name, undefined);
+    for (const name of [...this.streams.keys()])
+      if (!streamNames.has(name)) this.deleteStream(name, undefined);
     for (const m of rec.streams) {
       let s = this.streams.get(m.spec.name);
       if (!s) {

@@ -4,7 +4,10 @@
  * lives in a typed array indexed by a slot number, and freed slots are reused through a free list.
  */
 
-function grow<T extends Float64Array | Int32Array | Uint32Array | Uint16Array | Uint8Array>(a: T, n: number): T {
+function grow<T extends Float64Array | Int32Array | Uint32Array | Uint16Array | Uint8Array>(
+  a: T,
+  n: number,
+): T {
   const b = new (a.constructor as new (n: number) => T)(n);
   b.set(a);
   return b;
