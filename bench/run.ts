@@ -9,7 +9,15 @@ import { connect as tcpConnect } from 'node:net';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import cliProgress from 'cli-progress';
 import type { Endpoints } from './types.ts';
-import { buildScenarios, FAMILY, PRODUCT, SUITES, type Scenario, type Suite, type SystemRun } from './suites.ts';
+import {
+  buildScenarios,
+  FAMILY,
+  PRODUCT,
+  SUITES,
+  type Scenario,
+  type Suite,
+  type SystemRun,
+} from './suites.ts';
 import { startOursServer, type OursServer } from './lib/ours-server.ts';
 import { machineFacts } from './lib/machine.ts';
 import {
@@ -26,24 +34,39 @@ import {
 import { errorText, NotImplementedError, UnavailableError } from './lib/util.ts';
 import type { Measurement } from './scenarios/measurement.ts';
 
-const positiveInt = (name: string) => (value: string): number => {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
-  return n;
-};
+const positiveInt =
+  (name: string) =>
+  (value: string): number => {
+    const n = Number(value);
+    if (!Number.isInteger(n) || n <= 0) throw new InvalidArgumentError(`${name} must be a positive integer`);
+    return n;
+  };
 
 const program = new Command('bench')
   .description('Benchmarks messaging-system side by side with NATS, Redis, Mosquitto and RabbitMQ')
   .option('--suite <list>', `comma-separated: ${SUITES.join(', ')}, or all`, 'pubsub,reqrep')
-  .option('--systems <list>', `comma-separated ids or families: ${Object.keys(FAMILY).join(', ')} (default: all)`)
+  .option(
+    '--systems <list>',
+    `comma-separated ids or families: ${Object.keys(FAMILY).join(', ')} (default: all)`,
+  )
   .option('--messages <n>', 'pub/sub messages per round', positiveInt('--messages'), 200_000)
   .option('--size <bytes>', 'pub/sub and request payload size', positiveInt('--size'), 128)
   .option('--batch <n>', 'pub/sub publishes between two flushes', positiveInt('--batch'), 1000)
   .option('--requests <n>', 'sequential requests per round (request/reply)', positiveInt('--requests'), 5000)
-  .option('--durable-messages <n>', 'durable-queue messages per round', positiveInt('--durable-messages'), 50_000)
+  .option(
+    '--durable-messages <n>',
+    'durable-queue messages per round',
+    positiveInt('--durable-messages'),
+    50_000,
+  )
   .option('--durable-size <bytes>', 'durable-queue payload size', positiveInt('--durable-size'), 256)
   .option('--tasks <n>', 'tasks per round', positiveInt('--tasks'), 5000)
-  .option('--rounds <n>', 'rounds per scenario and system; the median is reported', positiveInt('--rounds'), 3)
+  .option(
+    '--rounds <n>',
+    'rounds per scenario and system; the median is reported',
+    positiveInt('--rounds'),
+    3,
+  )
   .option('--json <file>', 'also write every round and the machine facts as JSON')
   .option('--markdown', 'print a markdown table (for docs/benchmarks.md) instead of the text table')
   .option('--quiet', 'no progress output on stderr')
@@ -89,13 +112,22 @@ function usage(message: string): never {
   process.exit(2);
 }
 
-const suiteList = opts.suite.split(',').map((s) => s.trim()).filter(Boolean);
+const suiteList = opts.suite
+  .split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
 const suites: Suite[] = suiteList.includes('all')
   ? [...SUITES]
-  : suiteList.map((s) => ((SUITES as readonly string[]).includes(s) ? (s as Suite) : usage(`unknown suite '${s}'`)));
+  : suiteList.map((s) =>
+      (SUITES as readonly string[]).includes(s) ? (s as Suite) : usage(`unknown suite '${s}'`),
+    );
 
-const wanted = opts.systems?.split(',').map((s) => s.trim()).filter(Boolean);
-for (const w of wanted ?? []) if (!(w in FAMILY)) usage(`unknown system '${w}' (known: ${Object.keys(FAMILY).join(', ')})`);
+const wanted = opts.systems
+  ?.split(',')
+  .map((s) => s.trim())
+  .filter(Boolean);
+for (const w of wanted ?? [])
+  if (!(w in FAMILY)) usage(`unknown system '${w}' (known: ${Object.keys(FAMILY).join(', ')})`);
 /** `nats` selects NATS core and JetStream, `redis` Redis pub/sub, Streams and BullMQ; exact ids work too. */
 const selected = (id: string): boolean => !wanted || wanted.includes(id) || wanted.includes(FAMILY[id] ?? id);
 
@@ -139,7 +171,12 @@ function reachable(url: string): Promise<string | undefined> {
 }
 
 const familyUrl = (family: string): string | undefined =>
-  ({ nats: endpoints.natsUrl, redis: endpoints.redisUrl, mqtt: endpoints.mqttUrl, rabbitmq: endpoints.amqpUrl })[family];
+  ({
+    nats: endpoints.natsUrl,
+    redis: endpoints.redisUrl,
+    mqtt: endpoints.mqttUrl,
+    rabbitmq: endpoints.amqpUrl,
+  })[family];
 
 const unreachable = new Map<string, string>();
 const families = new Set(scenarios.flatMap((s) => s.systems.map((x) => FAMILY[x.info.id] ?? x.info.id)));
@@ -163,7 +200,9 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   });
 }
 // Only pub/sub and request/reply use our server so far; durable and tasks adapters are placeholders.
-const oursNeeded = scenarios.some((s) => (s.suite === 'pubsub' || s.suite === 'reqrep') && s.systems.some((x) => x.info.id === 'ours'));
+const oursNeeded = scenarios.some(
+  (s) => (s.suite === 'pubsub' || s.suite === 'reqrep') && s.systems.some((x) => x.info.id === 'ours'),
+);
 if (opts.oursUrl) {
   endpoints.oursUrl = opts.oursUrl;
   const why = await reachable(opts.oursUrl);
@@ -190,7 +229,12 @@ const totalSteps = scenarios.reduce((n, s) => n + s.systems.length * opts.rounds
 const showBar = !opts.quiet && process.stderr.isTTY === true;
 const bar = showBar
   ? new cliProgress.SingleBar(
-      { stream: process.stderr, format: '{bar} {value}/{total} | {task}', hideCursor: true, clearOnComplete: true },
+      {
+        stream: process.stderr,
+        format: '{bar} {value}/{total} | {task}',
+        hideCursor: true,
+        clearOnComplete: true,
+      },
       cliProgress.Presets.shades_classic,
     )
   : undefined;
@@ -230,15 +274,18 @@ for (const scenario of scenarios) {
         const { measurement, serverVersion, fsync } = await sys.run(endpoints);
         st.rounds.push(measurement);
         const family = FAMILY[sys.info.id] ?? sys.info.id;
-        if (serverVersion) versions[PRODUCT[family] ?? family] = serverVersion.replace(/^mosquitto version /i, '');
+        if (serverVersion)
+          versions[PRODUCT[family] ?? family] = serverVersion.replace(/^mosquitto version /i, '');
         if (fsync) sys.info.fsync = fsync;
         progress(task, `${task}: ${describe(measurement, scenario)}`);
       } catch (err) {
         const reason = errorText(err);
         if (isNotImplemented(err)) {
-          st.stop = { status: 'skipped', reason: `not implemented yet: ${reason.replace(/^not yet implemented:?\s*/i, '')}` };
-        }
-        else if (err instanceof UnavailableError) st.stop = { status: 'skipped', reason };
+          st.stop = {
+            status: 'skipped',
+            reason: `not implemented yet: ${reason.replace(/^not yet implemented:?\s*/i, '')}`,
+          };
+        } else if (err instanceof UnavailableError) st.stop = { status: 'skipped', reason };
         else st.stop = { status: 'failed', reason, rounds: st.rounds };
         progress(task, `${task}: ${st.stop.status}: ${reason}`);
       }
@@ -268,7 +315,12 @@ if (opts.markdown) {
   out.push('Systems:', ...formatSystems(rows, false));
 }
 const targets = formatTargets(rows);
-if (targets.length) out.push('', opts.markdown ? 'Targets:' : 'Targets:', ...targets.map((t) => (opts.markdown ? `- ${t}` : `  ${t}`)));
+if (targets.length)
+  out.push(
+    '',
+    opts.markdown ? 'Targets:' : 'Targets:',
+    ...targets.map((t) => (opts.markdown ? `- ${t}` : `  ${t}`)),
+  );
 out.push(
   '',
   'Throughput ratios: >1 = more per second than the reference. Latency ratios: <1 = lower (better) than the reference.',

@@ -2,7 +2,15 @@
  * The scenarios of each suite and the systems compared in each. A scenario instance creates fresh adapters
  * (fresh connections, fresh queue names) for every round.
  */
-import type { DurableSystem, Endpoints, Factory, PubSubSystem, ReqRepSystem, SystemInfo, TaskSystem } from './types.ts';
+import type {
+  DurableSystem,
+  Endpoints,
+  Factory,
+  PubSubSystem,
+  ReqRepSystem,
+  SystemInfo,
+  TaskSystem,
+} from './types.ts';
 import type { Measurement } from './scenarios/measurement.ts';
 import { runPubSub } from './scenarios/pubsub.ts';
 import { runReqRep } from './scenarios/reqrep.ts';
@@ -85,7 +93,13 @@ function bind<T extends SystemInfo & { serverVersion(): string | undefined }>(
   runner: (sys: T) => Promise<Measurement>,
 ): SystemRun {
   const sample = factory(placeholder) as T & { fsync?: string };
-  const info = { id: sample.id, label: sample.label, client: sample.client, notes: sample.notes, fsync: sample.fsync };
+  const info = {
+    id: sample.id,
+    label: sample.label,
+    client: sample.client,
+    notes: sample.notes,
+    fsync: sample.fsync,
+  };
   return {
     info,
     async run(ep) {
@@ -98,7 +112,12 @@ function bind<T extends SystemInfo & { serverVersion(): string | undefined }>(
 
 const PUBSUB: Array<Factory<PubSubSystem>> = [oursPubSub, natsPubSub, redisPubSub, mqttPubSub, rabbitPubSub];
 const REQREP: Array<Factory<ReqRepSystem>> = [oursReqRep, natsReqRep, redisReqRep, mqttReqRep, rabbitReqRep];
-const DURABLE: Array<Factory<DurableSystem>> = [oursDurable, jetstreamDurable, rabbitDurable, redisStreamsDurable];
+const DURABLE: Array<Factory<DurableSystem>> = [
+  oursDurable,
+  jetstreamDurable,
+  rabbitDurable,
+  redisStreamsDurable,
+];
 const TASKS: Array<Factory<TaskSystem>> = [oursTasks, bullmqTasks];
 
 export function buildScenarios(suites: readonly Suite[], p: Params): Scenario[] {
@@ -106,7 +125,16 @@ export function buildScenarios(suites: readonly Suite[], p: Params): Scenario[] 
   const warmup = Math.min(10_000, Math.max(1000, Math.floor(p.messages / 20)));
   if (suites.includes('pubsub')) {
     for (const subscribers of [1, 4]) {
-      const params = { subscribers, messages: p.messages, size: p.size, batch: p.batch, warmup, publishLimitMs: 5000, measureLimitMs: 10_000, idleMs: 2000 };
+      const params = {
+        subscribers,
+        messages: p.messages,
+        size: p.size,
+        batch: p.batch,
+        warmup,
+        publishLimitMs: 5000,
+        measureLimitMs: 10_000,
+        idleMs: 2000,
+      };
       out.push({
         id: `pubsub-1x${subscribers}`,
         suite: 'pubsub',
@@ -119,7 +147,13 @@ export function buildScenarios(suites: readonly Suite[], p: Params): Scenario[] 
     }
   }
   if (suites.includes('reqrep')) {
-    const params = { requests: p.requests, warmup: Math.min(500, Math.max(50, Math.floor(p.requests / 10))), size: p.size, timeoutMs: 2000, limitMs: 30_000 };
+    const params = {
+      requests: p.requests,
+      warmup: Math.min(500, Math.max(50, Math.floor(p.requests / 10))),
+      size: p.size,
+      timeoutMs: 2000,
+      limitMs: 30_000,
+    };
     out.push({
       id: 'reqrep',
       suite: 'reqrep',
@@ -170,7 +204,14 @@ export function buildScenarios(suites: readonly Suite[], p: Params): Scenario[] 
   }
   if (suites.includes('tasks')) {
     for (const workers of [1, 4]) {
-      const params = { tasks: p.tasks, workers, warmup: 200, window: 64, publishLimitMs: 20_000, idleMs: 3000 };
+      const params = {
+        tasks: p.tasks,
+        workers,
+        warmup: 200,
+        window: 64,
+        publishLimitMs: 20_000,
+        idleMs: 3000,
+      };
       out.push({
         id: `tasks-w${workers}`,
         suite: 'tasks',
@@ -195,7 +236,10 @@ export function buildScenarios(suites: readonly Suite[], p: Params): Scenario[] 
   return out;
 }
 
-function oursExtra(what: string, measure: (x: ReturnType<typeof oursDurableExtras>) => Promise<number>): SystemRun {
+function oursExtra(
+  what: string,
+  measure: (x: ReturnType<typeof oursDurableExtras>) => Promise<number>,
+): SystemRun {
   return {
     info: { id: 'ours', label: 'messaging-system', client: 'src/client', notes: `ours only (${what})` },
     async run(ep) {

@@ -45,7 +45,10 @@ export function unwrapReply(buf: Uint8Array): { corr: number; payload: Uint8Arra
 /** Pending requests by correlation number, each with its own timeout. */
 export class PendingReplies {
   private next = 1;
-  private readonly pending = new Map<number, { resolve: (p: Uint8Array) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  private readonly pending = new Map<
+    number,
+    { resolve: (p: Uint8Array) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
+  >();
 
   open(timeoutMs: number): { corr: number; reply: Promise<Uint8Array> } {
     const corr = this.next;

@@ -37,7 +37,15 @@ export async function startOursServer(): Promise<OursServer> {
   while (metricsPort === port) metricsPort = await freePort();
   const child = spawn(
     process.execPath,
-    ['bin/messaging_server.js', '--storage', 'memory', '--port', String(port), '--metrics-port', String(metricsPort)],
+    [
+      'bin/messaging_server.js',
+      '--storage',
+      'memory',
+      '--port',
+      String(port),
+      '--metrics-port',
+      String(metricsPort),
+    ],
     {
       cwd: ROOT,
       env: { ...process.env, MESSAGING_LOG_LEVEL: 'warn' },
@@ -64,11 +72,15 @@ export async function startOursServer(): Promise<OursServer> {
   while (!(await isReady(metricsPort))) {
     if (exited(child)) {
       const last = output.trim().split('\n').slice(-3).join(' | ');
-      throw new Error(`server exited with code ${child.exitCode ?? child.signalCode}: ${last || 'no output'}`);
+      throw new Error(
+        `server exited with code ${child.exitCode ?? child.signalCode}: ${last || 'no output'}`,
+      );
     }
     if (now() > deadline) {
       await stop();
-      throw new Error(`server not ready on http://127.0.0.1:${metricsPort}/ready within ${READY_LIMIT_MS} ms`);
+      throw new Error(
+        `server not ready on http://127.0.0.1:${metricsPort}/ready within ${READY_LIMIT_MS} ms`,
+      );
     }
     await sleep(100);
   }

@@ -83,27 +83,37 @@ export interface Table {
 }
 
 export function buildTable(rows: readonly Row[]): Table {
-  const header = ['Scenario', 'System', 'Result (median)', 'Rounds', 'Delivered', 'vs reference', 'ours ÷ this'];
+  const header = [
+    'Scenario',
+    'System',
+    'Result (median)',
+    'Rounds',
+    'Delivered',
+    'vs reference',
+    'ours ÷ this',
+  ];
   const out: string[][] = [];
   for (const r of rows) {
     const s = r.scenario;
     const name = r.system.label;
     if (r.outcome.status !== 'ok') {
-      const what = r.outcome.status === 'skipped' ? `skipped: ${r.outcome.reason}` : `FAILED: ${r.outcome.reason}`;
+      const what =
+        r.outcome.status === 'skipped' ? `skipped: ${r.outcome.reason}` : `FAILED: ${r.outcome.reason}`;
       out.push([s.title, name, what, '', '', '', '']);
       continue;
     }
     const m = r.outcome.result;
     const base = okResult(rows, s.id, s.baseline);
     const ours = okResult(rows, s.id, 'ours');
-    const baseLabel = rows.find((x) => x.scenario.id === s.id && x.system.id === s.baseline)?.system.label ?? s.baseline;
+    const baseLabel =
+      rows.find((x) => x.scenario.id === s.id && x.system.id === s.baseline)?.system.label ?? s.baseline;
     out.push([
       s.title,
       name,
       resultText(s, m),
       `${r.outcome.rounds.length} ${spread(r.outcome.rounds)}`.trim(),
       deliveredText(r.outcome.rounds, m),
-      r.system.id === s.baseline ? `reference (${baseLabel})` : `${ratio(m, base)} ${baseLabel}`,
+      r.system.id === s.baseline ? `reference (${baseLabel})` : base ? `${ratio(m, base)} ${baseLabel}` : '—',
       r.system.id === 'ours' ? '' : ratio(ours, m),
     ]);
   }
@@ -113,7 +123,10 @@ export function buildTable(rows: readonly Row[]): Table {
 export function formatText(t: Table): string {
   const widths = t.header.map((h, i) => Math.max(h.length, ...t.rows.map((r) => (r[i] ?? '').length)));
   const line = (cells: readonly string[]): string =>
-    cells.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd();
+    cells
+      .map((c, i) => c.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd();
   const sep = widths.map((w) => '-'.repeat(w)).join('  ');
   const lines = [line(t.header), sep];
   let last = '';

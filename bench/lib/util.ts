@@ -54,7 +54,12 @@ export async function waitUntil(done: () => boolean, limitMs: number, everyMs = 
  * Waits until `count()` reaches `target`, giving up when it made no progress for `idleMs` or after
  * `limitMs` in all. At-most-once systems may drop messages, so "all arrived" cannot be the only exit.
  */
-export async function waitForCount(count: () => number, target: number, idleMs: number, limitMs: number): Promise<void> {
+export async function waitForCount(
+  count: () => number,
+  target: number,
+  idleMs: number,
+  limitMs: number,
+): Promise<void> {
   const deadline = now() + limitMs;
   let last = count();
   let lastChange = now();

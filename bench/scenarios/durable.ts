@@ -23,7 +23,13 @@ function payloadOf(size: number, phase: 0 | 1): Buffer {
   return b;
 }
 
-async function publishAll(sys: DurableSystem, payload: Buffer, count: number, window: number, limitMs: number): Promise<number> {
+async function publishAll(
+  sys: DurableSystem,
+  payload: Buffer,
+  count: number,
+  window: number,
+  limitMs: number,
+): Promise<number> {
   const w = new Window(window);
   const start = now();
   let sent = 0;

@@ -32,7 +32,14 @@ function payloadOf(size: number, phase: 0 | 1): Buffer {
   return b;
 }
 
-async function publishBatch(sys: PubSubSystem, topic: string, payload: Buffer, count: number, batch: number, limitMs: number): Promise<number> {
+async function publishBatch(
+  sys: PubSubSystem,
+  topic: string,
+  payload: Buffer,
+  count: number,
+  batch: number,
+  limitMs: number,
+): Promise<number> {
   const start = now();
   let sent = 0;
   while (sent < count) {

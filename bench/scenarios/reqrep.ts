@@ -29,7 +29,8 @@ export async function runReqRep(sys: ReqRepSystem, p: ReqRepParams): Promise<Mea
     for (let attempt = 0; attempt < 10; attempt++) {
       try {
         const reply = await sys.request(topic, payload, 500);
-        if (reply.length !== payload.length) throw new Error(`echo has ${reply.length} bytes, sent ${payload.length}`);
+        if (reply.length !== payload.length)
+          throw new Error(`echo has ${reply.length} bytes, sent ${payload.length}`);
         firstError = undefined;
         break;
       } catch (err) {

@@ -37,10 +37,14 @@ export async function runTasks(sys: TaskSystem, p: TaskParams): Promise<Measurem
   let completed = 0;
   let lastCompleted = 0;
   try {
-    await sys.setup(p.workers, () => undefined, () => {
-      completed++;
-      lastCompleted = now();
-    });
+    await sys.setup(
+      p.workers,
+      () => undefined,
+      () => {
+        completed++;
+        lastCompleted = now();
+      },
+    );
     await submitAll(sys, p.warmup, p.window, p.publishLimitMs);
     await waitForCount(() => completed, p.warmup, p.idleMs, 30_000);
 
@@ -74,7 +78,11 @@ export interface DelayedParams {
 export async function runDelayed(sys: TaskSystem, p: DelayedParams): Promise<Measurement> {
   const lateness: number[] = [];
   try {
-    await sys.setup(1, (job) => lateness.push(Date.now() - job.dueAt), () => undefined);
+    await sys.setup(
+      1,
+      (job) => lateness.push(Date.now() - job.dueAt),
+      () => undefined,
+    );
     for (let i = 0; i < p.jobs; i++) {
       await sys.submit(p.delayMs);
       await sleep(p.spacingMs);

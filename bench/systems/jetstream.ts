@@ -25,7 +25,8 @@ export function jetstreamDurable(ep: Endpoints): DurableSystem {
     label: 'NATS JetStream',
     client: clientVersion('nats'),
     notes: `work-queue stream, file storage, js.publish awaited (PubAck), durable pull consumer (batch ${PULL_BATCH}), explicit ack`,
-    fsync: 'acks after the write reaches the OS page cache; the filestore fsyncs every 2 min (its default; nats-server 2.9 has no sync_always option)',
+    fsync:
+      'acks after the write reaches the OS page cache; the filestore fsyncs every 2 min (its default; nats-server 2.9 has no sync_always option)',
     async setup() {
       producerConn = await natsConnect(ep.natsUrl, 'bench-js-producer');
       consumerConn = await natsConnect(ep.natsUrl, 'bench-js-consumer');

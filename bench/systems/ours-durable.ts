@@ -29,7 +29,8 @@ export function oursDurable(_ep: Endpoints): DurableSystem {
 export function oursDurableExtras(_ep: Endpoints): DurableExtras {
   return {
     recoveryTimeMs: () => Promise.reject(notYet('durable queues land with issue 3 (recovery time)')),
-    ramBytesPerMessage: () => Promise.reject(notYet('durable queues land with issue 3 (RAM per stored message)')),
+    ramBytesPerMessage: () =>
+      Promise.reject(notYet('durable queues land with issue 3 (RAM per stored message)')),
   };
 }
 

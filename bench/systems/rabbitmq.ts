@@ -23,7 +23,11 @@ export const rabbitVersion = (conn: ChannelModel | undefined): string | undefine
 
 /** Waits for the channel's 'drain' after `publish` returned false (amqplib's write-buffer backpressure). */
 export function drained(ch: Channel, limitMs = 30_000): Promise<void> {
-  return withTimeout(new Promise<void>((resolve) => ch.once('drain', () => resolve())), limitMs, 'amqp drain');
+  return withTimeout(
+    new Promise<void>((resolve) => ch.once('drain', () => resolve())),
+    limitMs,
+    'amqp drain',
+  );
 }
 
 export function rabbitPubSub(ep: Endpoints): PubSubSystem {
@@ -38,7 +42,8 @@ export function rabbitPubSub(ep: Endpoints): PubSubSystem {
     id: 'rabbitmq',
     label: 'RabbitMQ (transient)',
     client: CLIENT,
-    notes: 'fanout exchange, transient auto-delete queues, no confirms, noAck consumers; wait for drain when publish returns false',
+    notes:
+      'fanout exchange, transient auto-delete queues, no confirms, noAck consumers; wait for drain when publish returns false',
     async connectPublisher() {
       pubConn = await amqpConnect(ep.amqpUrl, 'bench-pub');
       conns.push(pubConn);
@@ -51,7 +56,9 @@ export function rabbitPubSub(ep: Endpoints): PubSubSystem {
       await declare(ch, topic);
       const q = await ch.assertQueue('', { exclusive: true, autoDelete: true, durable: false });
       await ch.bindQueue(q.queue, exchangeOf(topic), '');
-      await ch.consume(q.queue, (msg: ConsumeMessage | null) => msg && onMessage(msg.content), { noAck: true });
+      await ch.consume(q.queue, (msg: ConsumeMessage | null) => msg && onMessage(msg.content), {
+        noAck: true,
+      });
       // The publisher's channel declares too, so the exchange exists whoever comes first.
       await declare(pub!, topic);
     },
@@ -74,7 +81,10 @@ export function rabbitReqRep(ep: Endpoints): ReqRepSystem {
   const conns: ChannelModel[] = [];
   let requesterConn: ChannelModel | undefined;
   let requester: Channel | undefined;
-  const pending = new Map<string, { resolve: (p: Uint8Array) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
+  const pending = new Map<
+    string,
+    { resolve: (p: Uint8Array) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }
+  >();
   let next = 1;
   return {
     id: 'rabbitmq',
@@ -90,7 +100,9 @@ export function rabbitReqRep(ep: Endpoints): ReqRepSystem {
         topic,
         (msg: ConsumeMessage | null) => {
           if (!msg?.properties.replyTo) return;
-          ch.sendToQueue(msg.properties.replyTo, msg.content, { correlationId: msg.properties.correlationId as string });
+          ch.sendToQueue(msg.properties.replyTo, msg.content, {
+            correlationId: msg.properties.correlationId as string,
+          });
         },
         { noAck: true },
       );

@@ -50,7 +50,18 @@ export function redisStreamsDurable(ep: Endpoints): DurableSystem {
       loop = (async () => {
         // Bounded by `running` (close) and by the BLOCK timeout of each read.
         while (running) {
-          const reply = (await c.callBuffer('XREADGROUP', ['GROUP', GROUP, 'c1', 'COUNT', READ_COUNT, 'BLOCK', 1000, 'STREAMS', key, '>'])) as StreamReply;
+          const reply = (await c.callBuffer('XREADGROUP', [
+            'GROUP',
+            GROUP,
+            'c1',
+            'COUNT',
+            READ_COUNT,
+            'BLOCK',
+            1000,
+            'STREAMS',
+            key,
+            '>',
+          ])) as StreamReply;
           const entries = reply?.[0]?.[1];
           if (!entries || entries.length === 0) continue;
           await c.xack(key, GROUP, ...entries.map(([id]) => id));

@@ -44,12 +44,23 @@ export interface PublishOptions extends MessageOptions {
   confirm?: boolean;
   /** Confirm timeout; defaults to the connection's `timeoutMs`. */
   timeoutMs?: number;
+  /**
+   * Publish directly to this durable queue (`meta.queue`), bypassing bindings and pub/sub; the server
+   * answers NOT_FOUND when it does not exist. See also `conn.queues.publish`.
+   */
+  queue?: string;
 }
 
 /** The body of the server's OK to a confirmed publish. */
 export interface PublishAck {
-  /** Subscriptions (or queues) the message reached. */
+  /** The message's id (ULID) as the server stored it. */
+  id?: string;
+  /** Pub/sub subscriptions the message reached. */
   delivered?: number;
+  /** Durable queues that stored the message before the confirm. */
+  queues?: string[];
+  /** Streams that recorded the message: stream name → the sequence it got there. */
+  streams?: Record<string, number>;
   [key: string]: unknown;
 }
 
@@ -67,7 +78,7 @@ export interface Envelope {
 const NO_ENVELOPE: Envelope = { meta: undefined, msgId: undefined };
 
 /** Maps publish options to the frame's metadata object and binary message id. */
-export function buildEnvelope(opts: MessageOptions | undefined): Envelope {
+export function buildEnvelope(opts: (MessageOptions & { queue?: string }) | undefined): Envelope {
   if (!opts) return NO_ENVELOPE;
   let meta: MessageMeta | undefined;
   let msgId: Uint8Array | undefined;
@@ -87,6 +98,7 @@ export function buildEnvelope(opts: MessageOptions | undefined): Envelope {
   set('type', opts.type);
   set('deliver_at', opts.deliverAt instanceof Date ? opts.deliverAt.getTime() : opts.deliverAt);
   set('traceparent', opts.traceparent);
+  set('queue', opts.queue);
   if (opts.id instanceof Uint8Array) {
     if (opts.id.length !== MESSAGE_ID_BYTES) {
       throw new MessagingError('BAD_REQUEST', `a binary message id must be ${MESSAGE_ID_BYTES} bytes`);
@@ -209,7 +221,7 @@ export class Message {
    * Answers a request by publishing to `reply`. Returns false (and sends nothing) when the message has
    * no reply topic. The correlation id, when present, is carried over unless `options` sets one.
    */
-  respond(payload: Payload, options?: Omit<PublishOptions, 'reply' | 'confirm'>): boolean {
+  respond(payload: Payload, options?: Omit<PublishOptions, 'reply' | 'confirm' | 'queue'>): boolean {
     if (!this.reply || !this.responder) return false;
     const correlationId = options?.correlationId ?? this.meta.correlation_id;
     this.responder.publish(this.reply, payload, correlationId ? { ...options, correlationId } : options);

@@ -3,7 +3,10 @@
  * stamps ids, and routes. Socket-free: sessions hand it plain values and plug in `Subscriber`s.
  */
 import { MessagingError } from '../protocol/errors.ts';
-import { UlidGenerator } from '../protocol/ulid.ts';
+import type { MessageMeta } from '../protocol/frames.ts';
+import { UlidGenerator, ulidTime, ulidToString } from '../protocol/ulid.ts';
+import type { MessageInput, Priority } from '../storage/types.ts';
+import type { DurableMessaging, StoredResult } from './durable.ts';
 import { PubSub, type PubSubMessage, type Subscriber, type Subscription } from './pubsub.ts';
 import { validatePattern, validateTopic } from './topic.ts';
 
@@ -26,6 +29,8 @@ export interface PublishResult {
   msgId: Uint8Array;
   /** Subscriptions the message was handed to. */
   delivered: number;
+  /** Present when durable queues or streams matched: resolves once they stored it (the confirm). */
+  stored?: Promise<StoredResult>;
 }
 
 export interface BrokerOptions {
@@ -39,6 +44,8 @@ const NO_RESPONDERS_META = Object.freeze({ status: 'no_responders' });
 
 export class Broker {
   readonly pubsub: PubSub;
+  /** Durable queues and streams; absent until the storage is open. */
+  durable: DurableMessaging | undefined;
   private readonly ids = new UlidGenerator();
   /** Plain counters read by the metrics collector at scrape time (cheaper than prom-client per message). */
   readonly counters = { published: 0, delivered: 0, noResponders: 0 };
@@ -47,13 +54,28 @@ export class Broker {
     this.pubsub = new PubSub({ cacheSize: options.routeCacheSize });
   }
 
-  /** Fan-out publish (at most once). Throws INVALID_TOPIC or PAYLOAD_TOO_LARGE. */
+  /**
+   * Fan-out publish: at most once to subscribers, and stored in every durable queue and stream whose
+   * bindings match (`stored` resolves when durable). Throws INVALID_TOPIC or PAYLOAD_TOO_LARGE.
+   */
   publish(input: PublishInput): PublishResult {
     const message = this.prepare(input);
+    const targets = this.durable?.targetsFor(message.topic);
+    // Validate what storage needs before anyone sees the message, so a bad priority fails as a whole.
+    const stored = targets ? this.durable!.store(targets, toMessageInput(message)) : undefined;
     const delivered = this.pubsub.publish(message);
     this.counters.published++;
     this.counters.delivered += delivered;
-    return { msgId: message.msgId, delivered };
+    return stored ? { msgId: message.msgId, delivered, stored } : { msgId: message.msgId, delivered };
+  }
+
+  /** Publishes straight into one durable queue (meta.queue), bypassing bindings and subscribers. */
+  publishToQueue(queue: string, input: PublishInput): PublishResult {
+    const message = this.prepare(input);
+    if (!this.durable) throw new MessagingError('NOT_FOUND', `queue "${queue}" does not exist`);
+    const stored = this.durable.storeInQueue(queue, toMessageInput(message));
+    this.counters.published++;
+    return { msgId: message.msgId, delivered: 0, stored };
   }
 
   /**
@@ -110,4 +132,46 @@ export class Broker {
       msgId: input.msgId ?? this.ids.next(),
     };
   }
+}
+
+const PRIORITY_NAMES: Record<string, Priority> = {
+  lowest: 0,
+  low: 1,
+  normal: 2,
+  high: 3,
+  highest: 4,
+  critical: 5,
+};
+
+/** Priority by name (`high`) or number (3); BAD_REQUEST otherwise. */
+export function parsePriority(value: unknown): Priority | undefined {
+  if (value === undefined || value === null) return undefined;
+  const n = typeof value === 'string' ? (PRIORITY_NAMES[value.toLowerCase()] ?? Number(value)) : value;
+  if (typeof n === 'number' && Number.isInteger(n) && n >= 0 && n <= 5) return n as Priority;
+  throw new MessagingError(
+    'BAD_REQUEST',
+    `priority must be 0-5 or one of ${Object.keys(PRIORITY_NAMES).join(', ')}; got ${JSON.stringify(value)}`,
+  );
+}
+
+/** The stored form of a routed message. The payload is copied: the wire buffer is reused after this tick. */
+function toMessageInput(message: RoutedMessage): MessageInput {
+  const meta = message.meta as MessageMeta | undefined;
+  const input: MessageInput = {
+    id: ulidToString(message.msgId),
+    topic: message.topic,
+    payload: message.payload.slice(),
+    timestamp: ulidTime(message.msgId),
+  };
+  if (message.reply) input.reply_to = message.reply;
+  if (!meta) return input;
+  if (meta.headers) input.headers = meta.headers;
+  const priority = parsePriority(meta.priority);
+  if (priority !== undefined) input.priority = priority;
+  if (meta.ttl_ms !== undefined) input.ttl_ms = meta.ttl_ms;
+  if (meta.deliver_at !== undefined) input.deliver_at = meta.deliver_at;
+  if (meta.correlation_id !== undefined) input.correlation_id = meta.correlation_id;
+  if (meta.type !== undefined) input.type = meta.type as MessageInput['type'];
+  if (meta.traceparent !== undefined) input.trace_id = meta.traceparent;
+  return input;
 }

@@ -199,13 +199,23 @@ export function messageToJson(message: RoutedMessage): Record<string, unknown> {
 
 /** Registers the pub/sub and request/reply routes. */
 export function registerPubSubRoutes(api: HttpApi, broker: Broker): void {
-  api.route('POST', '/v1/publish', (req) => {
+  api.route('POST', '/v1/publish', async (req) => {
     const result = broker.publish({
       topic: requireString(req.body, 'topic'),
       payload: payloadFromBody(req.body),
       meta: metaFromBody(req.body),
     });
-    return { status: 202, body: { id: ulidToString(result.msgId), delivered: result.delivered } };
+    const id = ulidToString(result.msgId);
+    if (result.stored && req.body.confirm === true) {
+      const stored = await result.stored;
+      return {
+        status: 200,
+        body: { id, delivered: result.delivered, queues: stored.queues, streams: stored.streams },
+      };
+    }
+    // Unconfirmed: the caller did not ask to hear about storage failures (they are logged by storage).
+    result.stored?.catch(() => {});
+    return { status: 202, body: { id, delivered: result.delivered } };
   });
 
   let inboxSeq = 0;

@@ -5,6 +5,11 @@
 import type { Logger } from 'pino';
 import type { ServerConfig } from '../config/index.ts';
 import { Broker } from '../core/broker.ts';
+import { DurableMessaging } from '../core/durable.ts';
+import { createStorage } from '../storage/index.ts';
+import { MessagingError } from '../protocol/index.ts';
+import { registerDurableCommands } from './durable-commands.ts';
+import { registerDurableRoutes } from './durable-routes.ts';
 import { FRAME_OVERHEAD_ALLOWANCE } from '../protocol/index.ts';
 import { startAdminServer, type AdminServer } from '../admin/server.ts';
 import { createLogger } from '../observability/logger.ts';
@@ -52,8 +57,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     routeCacheMisses: broker.pubsub.cacheMisses,
   }));
 
+  const durable = await openDurable(config, logger, metrics);
+  broker.durable = durable;
+  registerDurableCommands(commands, durable);
+  metrics.addQueueSizeSource(() => durable.queueSizes());
+
   const api = new HttpApi(maxPayloadBytes * 2 + FRAME_OVERHEAD_ALLOWANCE);
   registerPubSubRoutes(api, broker);
+  registerDurableRoutes(api, broker, durable);
 
   const listener = new MessagingListener(
     {
@@ -109,7 +120,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
               : { ready: false, reason: 'starting' },
         components: () => ({
           database: { status: 'healthy', reason: 'not configured: the embedded store needs no database' },
-          queue: { status: 'healthy', engine: 'memory' },
+          queue: durable.health(),
           cache: { status: 'healthy', reason: 'not configured: single node' },
           cluster: { status: 'healthy', reason: 'clustering disabled' },
         }),
@@ -140,9 +151,56 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         await listener.closeAll(deadlineMs);
         await stopped;
         await admin?.close();
+        await durable.close();
         log.info('shutdown complete');
       })();
       return closing;
     },
   };
+}
+
+/** Opens the configured storage engine and the durable layer on top of it (recovering a file store). */
+async function openDurable(
+  config: ServerConfig,
+  logger: Logger,
+  metrics: Metrics,
+): Promise<DurableMessaging> {
+  const bus = config.message_bus;
+  const log = logger.child({ module: 'storage' });
+  if (bus.storage === 'postgres') {
+    throw new MessagingError(
+      'BAD_REQUEST',
+      'storage = postgres is not available in this version; use storage = file (the default) or memory',
+    );
+  }
+  const startedAt = Date.now();
+  const storage = await createStorage({
+    engine: bus.storage,
+    path: bus.persistence_path,
+    fsync: bus.fsync,
+    batchSize: bus.batch_size,
+    batchTimeoutMs: config.network_optimization.batch_timeout_ms,
+    logger: log,
+  });
+  const durable = await DurableMessaging.open(storage, {
+    routeCacheSize: config.network.route_cache_size,
+    onError: (err, what) => log.error({ err }, `background storage work failed: ${what}`),
+    onSettled: (queue, outcome, heldMs) => {
+      const labels = { kind: 'queue' as const, queue };
+      if (outcome === 'acked') metrics.messagesProcessed.inc(labels);
+      else metrics.messagesFailed.inc(labels);
+      metrics.messageProcessingDuration.observe({ kind: 'queue' }, heldMs / 1000);
+    },
+    onDeadLettered: (queue, count) => metrics.deadLetters.inc({ queue }, count),
+  });
+  log.info(
+    {
+      engine: bus.storage,
+      path: bus.storage === 'file' ? bus.persistence_path : undefined,
+      fsync: bus.fsync,
+      ms: Date.now() - startedAt,
+    },
+    `storage open (${bus.storage})`,
+  );
+  return durable;
 }

@@ -90,6 +90,11 @@ export class Session {
   private handshakeDone = false;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private readonly subs = new Map<number, SessionSubscriber>();
+  /**
+   * Other things a sid can name — durable consumers, stream followers — with how to stop them (UNSUB)
+   * and how to let go of them when the connection ends.
+   */
+  private readonly resources = new Map<number, { stop(): void; release(): void }>();
   private out: Uint8Array[] = [];
   private outBytes = 0;
   private flushScheduled = false;
@@ -217,9 +222,7 @@ export class Session {
     if (this.closed) return;
     if (graceful) this.flush();
     this.closed = true;
-    clearTimeout(this.handshakeTimer);
-    for (const sub of this.subs.values()) sub.subscription?.unsubscribe();
-    this.subs.clear();
+    this.releaseAll();
     this.out = [];
     this.outBytes = 0;
     this.transport.end();
@@ -236,6 +239,29 @@ export class Session {
       );
     }
     this.close(hadError ? 'transport_error' : 'client_closed', false);
+  }
+
+  /** Claims `sid` for a consumer or stream follower; INVALID_SUBSCRIPTION when it is taken. */
+  claimSid(sid: unknown): number {
+    if (typeof sid !== 'number' || !Number.isInteger(sid) || sid <= 0 || sid > 0xffffffff) {
+      throw new MessagingError('INVALID_SUBSCRIPTION', '"sid" must be an integer from 1 to 2^32-1');
+    }
+    if (this.subs.has(sid) || this.resources.has(sid)) {
+      throw new MessagingError('INVALID_SUBSCRIPTION', `sid ${sid} is already in use on this connection`);
+    }
+    return sid;
+  }
+
+  addResource(sid: number, resource: { stop(): void; release(): void }): void {
+    this.resources.set(sid, resource);
+  }
+
+  private releaseAll(): void {
+    clearTimeout(this.handshakeTimer);
+    for (const sub of this.subs.values()) sub.subscription?.unsubscribe();
+    this.subs.clear();
+    for (const resource of this.resources.values()) resource.release();
+    this.resources.clear();
   }
 
   private readonly flush = (): void => {
@@ -268,9 +294,7 @@ export class Session {
     this.ctx.counters.errorsSent++;
     this.transport.write(encodeError(0, error.toWire()));
     this.closed = true;
-    clearTimeout(this.handshakeTimer);
-    for (const sub of this.subs.values()) sub.subscription?.unsubscribe();
-    this.subs.clear();
+    this.releaseAll();
     this.transport.destroy();
     this.ctx.onClose(this, 'slow_consumer');
   }
@@ -403,6 +427,11 @@ export class Session {
 
   private unsubscribe(body: Record<string, unknown>): object {
     const { sid, max } = body;
+    const resource = typeof sid === 'number' ? this.resources.get(sid) : undefined;
+    if (resource) {
+      resource.stop();
+      return { sid };
+    }
     const sub = typeof sid === 'number' ? this.subs.get(sid) : undefined;
     if (!sub?.subscription)
       throw new MessagingError('INVALID_SUBSCRIPTION', `no subscription with sid ${String(sid)}`);
@@ -416,12 +445,12 @@ export class Session {
     return { sid };
   }
 
-  private answerOk(reqId: number, value: unknown): void {
-    if (reqId === 0) return;
+  answerOk(reqId: number, value: unknown): void {
+    if (reqId === 0 || this.closed) return;
     this.send(encodeControl(FrameType.OK, reqId, value && typeof value === 'object' ? value : {}));
   }
 
-  private answerError(reqId: number, err: unknown): void {
+  answerError(reqId: number, err: unknown): void {
     if (this.closed) return;
     if (err instanceof MessagingError) {
       if (err.fatal) {

@@ -9,7 +9,10 @@ import { fileURLToPath } from 'node:url';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
-function runBench(args: string[], limitMs: number): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runBench(
+  args: string[],
+  limitMs: number,
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'bench/run.ts', ...args], {
       cwd: ROOT,
@@ -34,7 +37,19 @@ function runBench(args: string[], limitMs: number): Promise<{ code: number | nul
 describe('bench harness (smoke)', () => {
   it('runs pub/sub and request/reply against our server and prints a table', async () => {
     const r = await runBench(
-      ['--suite', 'pubsub,reqrep', '--messages', '2000', '--requests', '200', '--rounds', '1', '--systems', 'ours', '--quiet'],
+      [
+        '--suite',
+        'pubsub,reqrep',
+        '--messages',
+        '2000',
+        '--requests',
+        '200',
+        '--rounds',
+        '1',
+        '--systems',
+        'ours',
+        '--quiet',
+      ],
       90_000,
     );
     assert.equal(r.code, 0, `exit code ${r.code}\nstdout:\n${r.stdout}\nstderr:\n${r.stderr}`);
@@ -48,7 +63,22 @@ describe('bench harness (smoke)', () => {
 
   it('reports a rival that is not reachable as skipped, with the reason', async () => {
     // Port 9 (discard) is closed on 127.0.0.1; nothing is sent anywhere else.
-    const r = await runBench(['--suite', 'pubsub', '--messages', '1000', '--rounds', '1', '--systems', 'nats', '--nats-url', 'nats://127.0.0.1:9', '--quiet'], 30_000);
+    const r = await runBench(
+      [
+        '--suite',
+        'pubsub',
+        '--messages',
+        '1000',
+        '--rounds',
+        '1',
+        '--systems',
+        'nats',
+        '--nats-url',
+        'nats://127.0.0.1:9',
+        '--quiet',
+      ],
+      30_000,
+    );
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /NATS core\s+skipped: 127\.0\.0\.1:9 not reachable/);
   });
