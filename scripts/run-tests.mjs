@@ -26,7 +26,7 @@ if (files.length === 0) {
   process.exit(1);
 }
 
-const args = ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=120000'];
+const args = ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-timeout=300000'];
 if (process.env.CI) args.push('--test-reporter=spec');
 const child = spawn(process.execPath, [...args, ...files], { cwd: root, stdio: 'inherit' });
 child.on('exit', (code, signal) => process.exit(signal ? 1 : (code ?? 1)));

@@ -77,7 +77,9 @@ export class AckBatcher {
     const unique: PendingAck[] = [];
     for (const a of list) {
       if (seen.has(a.id)) {
-        a.reject(new MessagingError('UNKNOWN_DELIVERY', `delivery '${a.id}' of queue '${queue}' was acked twice`));
+        a.reject(
+          new MessagingError('UNKNOWN_DELIVERY', `delivery '${a.id}' of queue '${queue}' was acked twice`),
+        );
       } else {
         seen.add(a.id);
         unique.push(a);

@@ -10,7 +10,9 @@
  * - Publishes, commands, requests and flushes issued while disconnected (or queued but not yet written)
  *   are held, up to `reconnectBufferBytes`, and sent after the new handshake; they keep their promises.
  * - Every live subscription is re-sent with the same sid (and its remaining `max`), so iterators and
- *   callbacks continue without noticing anything but the gap.
+ *   callbacks continue without noticing anything but the gap. Queue consumers are re-opened the same
+ *   way (the server returned their unacknowledged deliveries to the queue when the link closed), and
+ *   stream tails resume after the last sequence they delivered.
  */
 import {
   ConnectionClosedError,
@@ -43,7 +45,10 @@ import {
   type Responder,
 } from './message.ts';
 import { backoffDelay, resolveOptions, type ConnectOptions, type ResolvedOptions } from './options.ts';
+import { OpenedSubscription, type DurableHost } from './opened-subscription.ts';
 import { Outbound } from './outbound.ts';
+import { Queues } from './queues.ts';
+import { Streams } from './streams.ts';
 import { Subscription, type SubscribeOptions, type SubscriptionHost } from './subscription.ts';
 
 /** The connection's status events (see `Connection.on`). */
@@ -139,6 +144,13 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   private nextSid = 1;
   private inbox: { box: RequestInbox; sub: Subscription } | undefined;
   private quietWaiters: Array<() => void> = [];
+  private queuesApi: Queues | undefined;
+  private streamsApi: Streams | undefined;
+  /**
+   * Open frames (CMDs) of queue consumers and stream tails. On a reconnect they are regenerated from the
+   * live subscriptions like SUBs, so a copy still queued for the lost link must not go out as well.
+   */
+  private readonly openFrames = new WeakSet<Uint8Array>();
 
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private pingsOut = 0;
@@ -170,6 +182,20 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   private readonly responder: Responder = {
     publish: (topic, payload, options) => this.publish(topic, payload, { ...options, confirm: false }),
     publishError: (topic, error) => this.enqueueWork(encodePub(0, topic, EMPTY, { meta: { error } })),
+  };
+
+  private readonly durableHost: DurableHost = {
+    command: (op, args, options) => this.command(op, args, options),
+    publishConfirmed: (topic, payload, options) => this.publishConfirmed(topic, payload, options),
+    open: (opener, options) => {
+      if (this.state === 'closed') throw closedError('connection is closed');
+      if (this.draining) throw closedError('connection is draining');
+      return this.addSubscription(
+        (sid) => new OpenedSubscription(sid, options, this.subHost, opener),
+        options,
+      ) as OpenedSubscription;
+    },
+    responder: this.responder,
   };
 
   /** @internal use `connect()` */
@@ -267,6 +293,18 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     return this.addSubscription(pattern, options);
   }
 
+  // ---- durable queues and streams -------------------------------------------------------------------
+
+  /** Durable queues: declare, publish with confirm, consume or pull, ack/nack, dead letters. */
+  get queues(): Queues {
+    return (this.queuesApi ??= new Queues(this.durableHost));
+  }
+
+  /** Streams: declare, read from any position, follow live, durable readers. */
+  get streams(): Streams {
+    return (this.streamsApi ??= new Streams(this.durableHost));
+  }
+
   // ---- request/reply --------------------------------------------------------------------------------
 
   /**
@@ -342,7 +380,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     this.pingsOut = 0;
     if (isReconnect) {
       // Subscriptions first, so that held publishes and requests find them in place.
-      const held = this.out.takeForNewLink();
+      const held = this.out.takeForNewLink().filter((f) => !this.openFrames.has(f));
       for (const sub of this.subs.values()) this.writeSub(sub);
       for (const f of held) this.out.push(f, false);
     }
@@ -467,7 +505,12 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     const sub = this.subs.get(frame.sid);
     if (!sub) return; // unsubscribed while the message was in flight
     // Copy: the parser hands out views into the read chunk, and messages may outlive it by far.
-    sub._deliver(new Message(frame, frame.payload.slice(), this.responder));
+    const payload = frame.payload.slice();
+    sub._deliver(
+      sub instanceof OpenedSubscription
+        ? sub.opener.wrap(frame, payload, this.responder)
+        : new Message(frame, payload, this.responder),
+    );
   }
 
   private onPong(): void {
@@ -570,27 +613,51 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
 
   // ---- internals: subscriptions and inbox -----------------------------------------------------------
 
-  private addSubscription(pattern: string, options: SubscribeOptions): Subscription {
-    const sid = this.nextSid;
-    this.nextSid = sid >= 0xffffffff ? 1 : sid + 1;
-    const sub = new Subscription(sid, pattern, options.queue, options, this.subHost);
+  private addSubscription(
+    pattern: string | ((sid: number) => Subscription),
+    options: SubscribeOptions,
+  ): Subscription {
+    const sid = this.allocSid();
+    const sub =
+      typeof pattern === 'string'
+        ? new Subscription(sid, pattern, options.queue, options, this.subHost)
+        : pattern(sid);
     this.subs.set(sid, sub);
     // While reconnecting the SUB goes out with the resubscriptions after the handshake.
     if (this.state === 'connected') this.writeSub(sub);
     return sub;
   }
 
+  private allocSid(): number {
+    // Skipping sids still in use matters only after 2^32 subscriptions, but then it matters.
+    for (;;) {
+      const sid = this.nextSid;
+      this.nextSid = sid >= 0xffffffff ? 1 : sid + 1;
+      if (!this.subs.has(sid)) return sid;
+    }
+  }
+
   private writeSub(sub: Subscription): void {
     const reqId = this.allocReqId();
+    const opener = sub instanceof OpenedSubscription ? sub.opener : undefined;
     this.pending.set(reqId, {
       kind: 'sub',
       after: this.out.flushCount,
-      resolve: () => sub._ready(),
+      resolve: (body) => {
+        opener?.opened?.(body);
+        sub._ready();
+      },
       reject: (error) => {
         this.emit('error', error);
         sub._close(error);
       },
     });
+    if (opener) {
+      const frame = opener.openFrame(sub.sid, reqId);
+      this.openFrames.add(frame);
+      this.enqueue(frame);
+      return;
+    }
     const body: Record<string, unknown> = { sid: sub.sid, pattern: sub.pattern };
     if (sub.queue !== undefined) body['queue'] = sub.queue;
     this.enqueue(encodeControl(FrameType.SUB, reqId, body));
@@ -666,6 +733,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     const work = (async () => {
       const userSubs = [...this.subs.values()].filter((s) => s !== this.inbox?.sub);
       await Promise.all(userSubs.map((s) => s.drain()));
+      // Acks issued just before the drain are still waiting for their batch: send them now.
+      this.queuesApi?._flushAcks();
       await this.quiet();
       if (this.state === 'connected') await this.flush().catch(() => {});
     })();
@@ -710,6 +779,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
 
   private async finish(reason: MessagingError | undefined): Promise<void> {
     if (this.state === 'closed') return this.closedPromise.then(() => undefined);
+    // Acks of this tick go out with the rest of what is queued (their promises then reject below).
+    this.queuesApi?._flushAcks();
     this.state = 'closed';
     this.stopHeartbeat();
     this.reconnectSleep?.wake();

@@ -7,6 +7,10 @@
  * const sub = nc.subscribe('orders.*');
  * nc.publish('orders.created', JSON.stringify({ id: 1 }));
  * for await (const m of sub) console.log(m.topic, m.json());
+ *
+ * await nc.queues.declare({ name: 'orders', bindings: ['orders.#'] });
+ * await nc.publish('orders.created', '{"id":1}', { confirm: true }); // stored in 'orders'
+ * for await (const m of nc.queues.consume('orders', { prefetch: 50 })) await m.ack();
  * ```
  */
 export {
@@ -29,6 +33,33 @@ export {
   type PublishAck,
   type PublishOptions,
 } from './message.ts';
+export { QueueMessage, StreamMessage, type NackOptions } from './durable-message.ts';
+export {
+  QueueConsumer,
+  Queues,
+  type ConsumeOptions,
+  type DeadLetter,
+  type DeadLetterReason,
+  type OverflowPolicy,
+  type PullOptions,
+  type QueueDeclareOptions,
+  type QueueInfo,
+  type QueuePublishAck,
+  type QueuePublishOptions,
+  type QueueSpec,
+  type QueueStats,
+} from './queues.ts';
+export {
+  StreamSubscription,
+  Streams,
+  type StreamDeclareOptions,
+  type StreamFrom,
+  type StreamInfo,
+  type StreamReadOptions,
+  type StreamReadResult,
+  type StreamSpec,
+  type StreamSubscribeOptions,
+} from './streams.ts';
 export { type Listener } from './events.ts';
 export {
   createMemoryPair,

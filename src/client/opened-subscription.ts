@@ -55,7 +55,11 @@ export function narrowIterator<M extends Message>(sub: Subscription): AsyncItera
  * `Connection` (keeps these modules free of connection.ts, as `SubscriptionHost` does).
  */
 export interface DurableHost {
-  command(op: string, args: Record<string, unknown>, options?: { timeoutMs?: number }): Promise<Record<string, unknown>>;
+  command(
+    op: string,
+    args?: Record<string, unknown>,
+    options?: { timeoutMs?: number },
+  ): Promise<Record<string, unknown>>;
   publishConfirmed(topic: string, payload: Payload, options: PublishOptions): Promise<PublishAck>;
   /** Registers an OpenedSubscription and sends its open frame (now, or after the reconnect). */
   open(opener: Opener, options: SubscribeOptions): OpenedSubscription;

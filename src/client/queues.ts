@@ -8,7 +8,13 @@
  */
 import { encodeControl, FrameType, MessagingError, type MsgFrame } from '../protocol/index.ts';
 import { AckBatcher } from './ack-batcher.ts';
-import { frameFromJson, messageFromJson, QueueMessage, type NackOptions, type Settler } from './durable-message.ts';
+import {
+  frameFromJson,
+  messageFromJson,
+  QueueMessage,
+  type NackOptions,
+  type Settler,
+} from './durable-message.ts';
 import type { Message, MessageOptions, Payload, PublishAck, Responder } from './message.ts';
 import { narrowIterator, type DurableHost, type OpenedSubscription } from './opened-subscription.ts';
 

@@ -13,12 +13,7 @@ import { narrowIterator, type DurableHost, type OpenedSubscription } from './ope
  * position.
  */
 export type StreamFrom =
-  | 'earliest'
-  | 'latest'
-  | 'last'
-  | { seq: number }
-  | { time: Date | number }
-  | { reader: string };
+  'earliest' | 'latest' | 'last' | { seq: number } | { time: Date | number } | { reader: string };
 
 /** Settings of `streams.declare`. */
 export interface StreamDeclareOptions {
@@ -57,7 +52,10 @@ export interface StreamInfo extends StreamSpec {
 
 /** Options of `streams.read`. */
 export interface StreamReadOptions {
-  /** Default: the reader's position when `reader` is given, else `earliest`. */
+  /**
+   * Default: the reader's saved position when `reader` is given (NotFoundError for a reader that never
+   * saved one: see `readerPosition`), else `earliest`.
+   */
   from?: StreamFrom;
   /** At most this many messages (server default 100). */
   max?: number;
@@ -77,9 +75,12 @@ export interface StreamReadResult {
 
 /** Options of `streams.subscribe`. */
 export interface StreamSubscribeOptions {
-  /** Default: the reader's position when `reader` is given, else `latest`. */
+  /**
+   * Default: the reader's saved position when `reader` is given (NotFoundError for a reader that never
+   * saved one: see `readerPosition`), else `latest`.
+   */
   from?: StreamFrom;
-  /** A durable reader name, passed to the server (save progress with `streams.commit`). */
+  /** A durable reader: the default start, and whose position `commit()` saves. */
   reader?: string;
   /** Called once per message instead of the async iterator. */
   callback?: (message: StreamMessage) => void | Promise<void>;
@@ -108,7 +109,19 @@ export class StreamSubscription implements AsyncIterable<StreamMessage> {
     readonly stream: string,
     private readonly sub: OpenedSubscription,
     private readonly position: { last: number | undefined; next: number | undefined },
+    private readonly save: ((nextSeq: number) => Promise<void>) | undefined,
   ) {}
+
+  /**
+   * Saves the durable reader's position (the tail's `nextSeq`), so a later read or subscribe with the
+   * same reader continues after the last message delivered. Needs the `reader` option.
+   */
+  async commit(): Promise<void> {
+    if (!this.save)
+      throw new MessagingError('BAD_REQUEST', 'commit() needs a stream subscription with a reader');
+    const next = this.nextSeq;
+    if (next !== undefined) await this.save(next);
+  }
 
   get sid(): number {
     return this.sub.sid;
@@ -210,7 +223,10 @@ export class Streams {
   subscribe(name: string, options: StreamSubscribeOptions = {}): StreamSubscription {
     const { reader, callback } = options;
     const from = options.from ?? (reader !== undefined ? { reader } : 'latest');
-    const position: { last: number | undefined; next: number | undefined } = { last: undefined, next: undefined };
+    const position: { last: number | undefined; next: number | undefined } = {
+      last: undefined,
+      next: undefined,
+    };
     // On a re-open after a reconnect, continue exactly where the tail was.
     const resumeFrom = (): StreamFrom => {
       if (position.last !== undefined) return { seq: position.last + 1 };
@@ -241,7 +257,13 @@ export class Streams {
       },
       callback ? { callback: (m) => callback(m as StreamMessage) } : {},
     );
-    return new StreamSubscription(name, sub, position);
+    const save = reader !== undefined ? (next: number) => this.commit(name, reader, next) : undefined;
+    return new StreamSubscription(name, sub, position, save);
+  }
+
+  /** A durable reader's saved position (the sequence it reads next), undefined for a new reader. */
+  async readerPosition(name: string, reader: string): Promise<number | undefined> {
+    return (await this.info(name)).readers?.[reader];
   }
 
   /** Saves durable reader `reader`'s position: it reads `nextSeq` next. */

@@ -365,6 +365,7 @@ export class Session {
   }
 
   private publish(frame: PubFrame): void {
+    const reqId = frame.reqId;
     try {
       const input = {
         topic: frame.topic,
@@ -373,12 +374,29 @@ export class Session {
         meta: frame.meta,
         msgId: frame.msgId,
       };
+      const broker = this.ctx.broker;
+      const direct = frame.meta?.queue;
       const result =
-        frame.flags & PUB_FLAG_REQUEST ? this.ctx.broker.request(input) : this.ctx.broker.publish(input);
-      if (frame.reqId !== 0)
-        this.send(encodeControl(FrameType.OK, frame.reqId, { delivered: result.delivered }));
+        typeof direct === 'string'
+          ? broker.publishToQueue(direct, input)
+          : frame.flags & PUB_FLAG_REQUEST
+            ? broker.request(input)
+            : broker.publish(input);
+      if (result.stored) {
+        // The confirm waits for durability; without one, a storage error still reaches the client.
+        result.stored.then(
+          (stored) =>
+            this.answerOk(reqId, {
+              id: stored.id,
+              delivered: result.delivered,
+              queues: stored.queues,
+              streams: stored.streams,
+            }),
+          (err: unknown) => this.answerError(reqId, err),
+        );
+      } else if (reqId !== 0) this.send(encodeControl(FrameType.OK, reqId, { delivered: result.delivered }));
     } catch (err) {
-      this.answerError(frame.reqId, err);
+      this.answerError(reqId, err);
     }
   }
 
