@@ -2,7 +2,7 @@
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
 import { DEFAULT_SERVER, connect, type Connection, type ConnectOptions } from '../client/index.ts';
-import { CliError, describeError } from './errors.ts';
+import { CliError, describeError, type ErrorContext } from './errors.ts';
 import { note } from './io.ts';
 
 /** Options every command accepts (declared on the root program). */
@@ -117,4 +117,30 @@ export async function connectFromOptions(
     connection.on('reconnect', ({ server: url }) => note(`reconnected to ${url}`));
   }
   return connection;
+}
+
+/**
+ * Runs a short command on a fresh connection and closes it; an error becomes the CLI's advice for
+ * `ctx` (e.g. which queue to create).
+ */
+export async function withConnection<T>(
+  opts: GlobalOptions,
+  ctx: Omit<ErrorContext, 'server'>,
+  fn: (connection: Connection) => Promise<T>,
+): Promise<T> {
+  const conn = await connectFromOptions(opts);
+  try {
+    return await fn(conn);
+  } catch (err) {
+    throw describeError(err, { server: serverFrom(opts), ...ctx });
+  } finally {
+    await conn.close();
+  }
+}
+
+/** Writes `text` to stdout and resolves once it is accepted (before the process may exit). */
+export function print(text: string): Promise<void> {
+  return new Promise((resolve) =>
+    process.stdout.write(text.endsWith('\n') ? text : `${text}\n`, () => resolve()),
+  );
 }

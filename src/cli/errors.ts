@@ -31,6 +31,15 @@ export interface ErrorContext {
   /** Topic of the operation, for request errors. */
   topic?: string;
   timeoutMs?: number;
+  /** The durable queue the operation names, for NOT_FOUND / ALREADY_EXISTS advice. */
+  queue?: string;
+  /** The stream the operation names. */
+  stream?: string;
+}
+
+/** `'orders'` quoted for a shell command line when it needs it. */
+function shellWord(word: string): string {
+  return /^[\w.@%+=:,/-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
 }
 
 const CONNECT_HINT = 'is messaging_server running? set --server or MESSAGING_URL';
@@ -81,6 +90,44 @@ export function describeError(err: unknown, ctx: ErrorContext): CliError {
           );
         }
         return new CliError(`${err.message} — raise --timeout or check the server`);
+      case 'NOT_FOUND':
+        if (ctx.queue !== undefined) {
+          return new CliError(
+            `queue '${ctx.queue}' does not exist — create it with: messaging queue add ${shellWord(ctx.queue)} --bind 'orders.#'`,
+          );
+        }
+        if (ctx.stream !== undefined) {
+          return new CliError(
+            `stream '${ctx.stream}' does not exist — create it with: messaging stream add ${shellWord(ctx.stream)} --bind 'orders.#'`,
+          );
+        }
+        return new CliError(`${err.message} (NOT_FOUND)`);
+      case 'ALREADY_EXISTS': {
+        const [kind, name] =
+          ctx.queue !== undefined
+            ? ['queue', ctx.queue]
+            : ctx.stream !== undefined
+              ? ['stream', ctx.stream]
+              : [];
+        if (kind && name !== undefined) {
+          return new CliError(
+            `${kind} '${name}' already exists with other settings — declare it with the same settings, or remove it first with: messaging ${kind} rm ${shellWord(name)}`,
+          );
+        }
+        return new CliError(`${err.message} (ALREADY_EXISTS)`);
+      }
+      case 'QUEUE_FULL':
+        return new CliError(
+          `${err.message} — consume or purge the queue, or re-create it with a larger --max-length (QUEUE_FULL)`,
+        );
+      case 'STORAGE_FULL':
+        return new CliError(
+          `${err.message} — the server's disk is full: free space or purge queues (STORAGE_FULL)`,
+        );
+      case 'UNKNOWN_COMMAND':
+        return new CliError(
+          `${err.message} — the server does not support this command; is it an older messaging_server? (UNKNOWN_COMMAND)`,
+        );
       case 'PERMISSION_DENIED':
         return new CliError(`permission denied: ${err.message} — the token does not allow this`);
       default:

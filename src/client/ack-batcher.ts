@@ -95,8 +95,23 @@ export class AckBatcher {
         for (const a of unique) a.reject(error);
         return;
       }
-      // One bad id fails the whole batch, and nothing in it was acked (docs/protocol.md: the ack is
-      // all or nothing). Ack one by one to find out which of them it was.
+      const unknown = error.details?.['unknown_delivery_ids'];
+      if (Array.isArray(unknown)) {
+        // The server acked the rest and named the ones it could not.
+        const bad = new Set(unknown.map(String));
+        for (const a of unique) {
+          if (!bad.has(a.id)) a.resolve();
+          else
+            a.reject(
+              new MessagingError(
+                'UNKNOWN_DELIVERY',
+                `delivery '${a.id}' of queue '${queue}' is unknown, settled, or not held by this consumer`,
+              ),
+            );
+        }
+        return;
+      }
+      // Without that list, a batch that failed acked nothing: ack one by one to learn which failed.
       await Promise.all(unique.map((a) => this.sendOne(queue, a)));
     }
   }

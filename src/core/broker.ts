@@ -14,6 +14,8 @@ import { validatePattern, validateTopic } from './topic.ts';
 export interface RoutedMessage extends PubSubMessage {
   /** 16-byte binary ULID; its first 6 bytes are the publish time in epoch ms. */
   readonly msgId: Uint8Array;
+  /** The message as encoded on the wire after the id (see `PubFrame.rest`), when it came as a PUB. */
+  readonly rest?: Uint8Array | undefined;
 }
 
 export interface PublishInput {
@@ -23,6 +25,8 @@ export interface PublishInput {
   meta?: Record<string, unknown> | undefined;
   /** The publisher's own id, kept when present. */
   msgId?: Uint8Array | undefined;
+  /** Encoded topic/reply/meta/payload from the PUB frame, reused for delivery. */
+  rest?: Uint8Array | undefined;
 }
 
 export interface PublishResult {
@@ -71,6 +75,7 @@ export class Broker {
 
   /** Publishes straight into one durable queue (meta.queue), bypassing bindings and subscribers. */
   publishToQueue(queue: string, input: PublishInput): PublishResult {
+    validateTopic(input.topic); // no router sees this message, so check here
     const message = this.prepare(input);
     if (!this.durable) throw new MessagingError('NOT_FOUND', `queue "${queue}" does not exist`);
     const stored = this.durable.storeInQueue(queue, toMessageInput(message));
@@ -117,7 +122,7 @@ export class Broker {
   }
 
   private prepare(input: PublishInput): RoutedMessage {
-    validateTopic(input.topic);
+    // The topic is validated by the router on a cache miss; a cached topic was valid when cached.
     if (input.payload.length > this.options.maxPayloadBytes) {
       throw new MessagingError(
         'PAYLOAD_TOO_LARGE',
@@ -130,6 +135,7 @@ export class Broker {
       meta: input.meta,
       payload: input.payload,
       msgId: input.msgId ?? this.ids.next(),
+      rest: input.rest,
     };
   }
 }

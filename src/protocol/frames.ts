@@ -80,6 +80,11 @@ export interface PubFrame {
   reply: string;
   meta: MessageMeta | undefined;
   payload: Uint8Array;
+  /**
+   * The encoded body from the topic length on (topic, reply, metadata, payload) — identical in PUB and
+   * MSG, so a server can forward a message without re-encoding it (see `writeMsgFrame`).
+   */
+  rest: Uint8Array;
 }
 
 export interface MsgFrame {
@@ -92,6 +97,8 @@ export interface MsgFrame {
   reply: string;
   meta: MessageMeta | undefined;
   payload: Uint8Array;
+  /** As in PubFrame (absent on frames built by hand rather than decoded). */
+  rest?: Uint8Array;
 }
 
 export type ControlType =
@@ -226,32 +233,57 @@ export function encodeMessage(
   const idLen = msgId ? MESSAGE_ID_BYTES : 0;
   const length = 1 + 4 + 1 + idLen + 2 + topicLen + 2 + replyLen + 4 + metaBytes.length + payload.length;
   const out = new Uint8Array(4 + length);
-  const view = new DataView(out.buffer, out.byteOffset, out.byteLength);
-  let o = 0;
-  view.setUint32(o, length);
-  o += 4;
-  out[o++] = type;
-  view.setUint32(o, id >>> 0);
-  o += 4;
-  out[o++] = flags;
+  // Plain byte stores: cheaper than a DataView per message on this hot path.
+  writeU32(out, 0, length);
+  out[4] = type;
+  writeU32(out, 5, id >>> 0);
+  out[9] = flags;
+  let o = 10;
   if (msgId) {
     out.set(msgId, o);
     o += MESSAGE_ID_BYTES;
   }
-  view.setUint16(o, topicLen);
-  o += 2;
+  out[o++] = topicLen >>> 8;
+  out[o++] = topicLen & 0xff;
   writeUtf8(topic, out, o, topicLen);
   o += topicLen;
-  view.setUint16(o, replyLen);
-  o += 2;
+  out[o++] = replyLen >>> 8;
+  out[o++] = replyLen & 0xff;
   if (replyLen) writeUtf8(reply, out, o, replyLen);
   o += replyLen;
-  view.setUint32(o, metaBytes.length);
+  writeU32(out, o, metaBytes.length);
   o += 4;
-  out.set(metaBytes, o);
+  if (metaBytes.length) out.set(metaBytes, o);
   o += metaBytes.length;
-  out.set(payload, o);
+  if (payload.length) out.set(payload, o);
   return out;
+}
+
+function writeU32(out: Uint8Array, o: number, v: number): void {
+  out[o] = v >>> 24;
+  out[o + 1] = (v >>> 16) & 0xff;
+  out[o + 2] = (v >>> 8) & 0xff;
+  out[o + 3] = v & 0xff;
+}
+
+/** Bytes `writeMsgFrame` writes for a message whose encoded rest is `restLength` bytes. */
+export function msgFrameSize(restLength: number): number {
+  return 4 + 1 + 4 + 1 + MESSAGE_ID_BYTES + restLength;
+}
+
+/**
+ * Writes a MSG frame for subscription `sid` into `out` at `offset` from a decoded PUB's `rest` bytes and
+ * a message id — a server forwards a message this way with one copy and no re-encoding. Returns the
+ * offset after the frame.
+ */
+export function writeMsgFrame(out: Uint8Array, offset: number, sid: number, msgId: Uint8Array, rest: Uint8Array): number {
+  writeU32(out, offset, 1 + 4 + 1 + MESSAGE_ID_BYTES + rest.length);
+  out[offset + 4] = FrameType.MSG;
+  writeU32(out, offset + 5, sid >>> 0);
+  out[offset + 9] = FLAG_HAS_ID;
+  out.set(msgId, offset + 10);
+  out.set(rest, offset + 10 + MESSAGE_ID_BYTES);
+  return offset + 10 + MESSAGE_ID_BYTES + rest.length;
 }
 
 export function encodePub(
@@ -343,7 +375,6 @@ function decodeJsonObject(
  * PUB/MSG is returned as a view too (no copy), so callers that keep it past the current tick must copy.
  */
 export function decodeFrame(type: number, body: Uint8Array): Frame {
-  const view = new DataView(body.buffer, body.byteOffset, body.byteLength);
   switch (type) {
     case FrameType.PING:
     case FrameType.PONG:
@@ -357,51 +388,58 @@ export function decodeFrame(type: number, body: Uint8Array): Frame {
     case FrameType.UNSUB:
     case FrameType.CMD: {
       if (body.length < 4) throw bodyError(type, 'missing request id', body, 0);
-      return { type, reqId: view.getUint32(0), body: decodeJsonObject(type, body, 4, body.length) };
+      return { type, reqId: readU32(body, 0), body: decodeJsonObject(type, body, 4, body.length) };
     }
     case FrameType.PUB:
-    case FrameType.MSG: {
-      let o = 0;
-      const need = (n: number, what: string): void => {
-        if (o + n > body.length) throw bodyError(type, `truncated ${what}`, body, o);
-      };
-      need(5, 'header');
-      const id = view.getUint32(o);
-      o += 4;
-      const flags = body[o++]!;
-      let msgId: Uint8Array | undefined;
-      if (flags & FLAG_HAS_ID) {
-        need(MESSAGE_ID_BYTES, 'message id');
-        msgId = body.subarray(o, o + MESSAGE_ID_BYTES);
-        o += MESSAGE_ID_BYTES;
-      }
-      need(2, 'topic length');
-      const topicLen = view.getUint16(o);
-      o += 2;
-      need(topicLen, 'topic');
-      const topic = utf8Decode(body, o, o + topicLen);
-      o += topicLen;
-      need(2, 'reply length');
-      const replyLen = view.getUint16(o);
-      o += 2;
-      need(replyLen, 'reply');
-      const reply = replyLen ? utf8Decode(body, o, o + replyLen) : '';
-      o += replyLen;
-      need(4, 'metadata length');
-      const metaLen = view.getUint32(o);
-      o += 4;
-      need(metaLen, 'metadata');
-      const meta = metaLen ? (decodeJsonObject(type, body, o, o + metaLen) as MessageMeta) : undefined;
-      o += metaLen;
-      const payload = body.subarray(o);
-      return type === FrameType.PUB
-        ? { type, reqId: id, flags, msgId, topic, reply, meta, payload }
-        : { type, sid: id, flags, msgId, topic, reply, meta, payload };
-    }
+    case FrameType.MSG:
+      return decodeMessage(type, body);
     default:
       throw new MessagingError(
         'UNKNOWN_FRAME_TYPE',
         `unknown frame type 0x${type.toString(16).padStart(2, '0')} (this server speaks protocol version ${PROTOCOL_VERSION})`,
       );
   }
+}
+
+function readU32(b: Uint8Array, o: number): number {
+  return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
+}
+
+/** Hot path: plain byte reads, no closures or DataView, and no copies (the payload is a view). */
+function decodeMessage(type: typeof FrameType.PUB | typeof FrameType.MSG, body: Uint8Array): PubFrame | MsgFrame {
+  const n = body.length;
+  if (n < 5) throw bodyError(type, 'truncated header', body, 0);
+  const id = readU32(body, 0);
+  const flags = body[4]!;
+  let o = 5;
+  let msgId: Uint8Array | undefined;
+  if (flags & FLAG_HAS_ID) {
+    if (o + MESSAGE_ID_BYTES > n) throw bodyError(type, 'truncated message id', body, o);
+    msgId = body.subarray(o, o + MESSAGE_ID_BYTES);
+    o += MESSAGE_ID_BYTES;
+  }
+  const restStart = o;
+  if (o + 2 > n) throw bodyError(type, 'truncated topic length', body, o);
+  const topicLen = (body[o]! << 8) | body[o + 1]!;
+  o += 2;
+  if (o + topicLen > n) throw bodyError(type, 'truncated topic', body, o);
+  const topic = utf8Decode(body, o, o + topicLen);
+  o += topicLen;
+  if (o + 2 > n) throw bodyError(type, 'truncated reply length', body, o);
+  const replyLen = (body[o]! << 8) | body[o + 1]!;
+  o += 2;
+  if (o + replyLen > n) throw bodyError(type, 'truncated reply', body, o);
+  const reply = replyLen ? utf8Decode(body, o, o + replyLen) : '';
+  o += replyLen;
+  if (o + 4 > n) throw bodyError(type, 'truncated metadata length', body, o);
+  const metaLen = readU32(body, o);
+  o += 4;
+  if (o + metaLen > n) throw bodyError(type, 'truncated metadata', body, o);
+  const meta = metaLen ? (decodeJsonObject(type, body, o, o + metaLen) as MessageMeta) : undefined;
+  o += metaLen;
+  const payload = body.subarray(o);
+  const rest = body.subarray(restStart);
+  return type === FrameType.PUB
+    ? { type, reqId: id, flags, msgId, topic, reply, meta, payload, rest }
+    : { type, sid: id, flags, msgId, topic, reply, meta, payload, rest };
 }

@@ -15,6 +15,8 @@ import {
   FrameParser,
   FrameType,
   MessagingError,
+  msgFrameSize,
+  writeMsgFrame,
   PROTOCOL_VERSION,
   PUB_FLAG_REQUEST,
   setMsgSid,
@@ -23,6 +25,7 @@ import {
   type Frame,
   type PubFrame,
 } from '../protocol/index.ts';
+import { OutboundBuffer } from './outbound.ts';
 import type { ServerTransport } from './transport.ts';
 
 /** Why a connection ended; logged and counted in messaging_connections_closed_total{reason}. */
@@ -95,8 +98,7 @@ export class Session {
    * and how to let go of them when the connection ends.
    */
   private readonly resources = new Map<number, { stop(): void; release(): void }>();
-  private out: Uint8Array[] = [];
-  private outBytes = 0;
+  private readonly out = new OutboundBuffer();
   private flushScheduled = false;
   private closed = false;
   /** Heartbeat bookkeeping, advanced by the server's shared sweep timer. */
@@ -169,28 +171,44 @@ export class Session {
   }
 
   /** Delivers a routed message to subscription `sid`: one shared encoding, a patched 9-byte header each. */
+  /**
+   * Delivers a routed message to subscription `sid`. A message that arrived as a PUB frame is forwarded
+   * from its encoded bytes (one copy, no re-encoding); others are encoded once and shared.
+   */
   deliver(sid: number, message: RoutedMessage): void {
     if (this.closed) return;
-    let frame = message.encoded;
-    if (frame === undefined) {
-      frame = encodeMsg(0, message.topic, message.payload, {
-        reply: message.reply,
-        meta: message.meta,
-        msgId: message.msgId,
-      });
-      (message as PubSubMessage).encoded = frame;
+    const rest = message.rest;
+    if (rest) {
+      const size = msgFrameSize(rest.length);
+      const { slab, offset } = this.out.reserve(size);
+      writeMsgFrame(slab, offset, sid, message.msgId, rest);
+      this.out.commit(size);
+    } else {
+      let frame = message.encoded;
+      if (frame === undefined) {
+        frame = encodeMsg(0, message.topic, message.payload, {
+          reply: message.reply,
+          meta: message.meta,
+          msgId: message.msgId,
+        });
+        (message as PubSubMessage).encoded = frame;
+      }
+      const { slab, offset } = this.out.reserve(frame.length);
+      slab.set(frame, offset);
+      setMsgSid(slab.subarray(offset, offset + 9), sid);
+      this.out.commit(frame.length);
     }
-    const header = frame.slice(0, 9);
-    setMsgSid(header, sid);
-    this.send(header);
-    this.send(frame.subarray(9));
+    this.queued();
   }
 
   send(bytes: Uint8Array): void {
     if (this.closed) return;
     this.out.push(bytes);
-    this.outBytes += bytes.length;
-    if (this.outBytes + this.transport.bufferedBytes() > this.ctx.limits.maxPendingBytes) {
+    this.queued();
+  }
+
+  private queued(): void {
+    if (this.out.size + this.transport.bufferedBytes() > this.ctx.limits.maxPendingBytes) {
       this.slowConsumer();
       return;
     }
@@ -223,8 +241,7 @@ export class Session {
     if (graceful) this.flush();
     this.closed = true;
     this.releaseAll();
-    this.out = [];
-    this.outBytes = 0;
+    this.out.clear();
     this.transport.end();
     this.ctx.onClose(this, reason);
   }
@@ -266,18 +283,16 @@ export class Session {
 
   private readonly flush = (): void => {
     this.flushScheduled = false;
-    if (this.out.length === 0 || this.closed) return;
-    const bytes = this.out.length === 1 ? this.out[0]! : Buffer.concat(this.out, this.outBytes);
-    this.out = [];
-    this.outBytes = 0;
+    if (this.closed) return;
+    const bytes = this.out.take();
+    if (!bytes) return;
     this.ctx.counters.bytesSent += bytes.length;
     this.transport.write(bytes);
   };
 
   private slowConsumer(): void {
-    const pending = this.outBytes + this.transport.bufferedBytes();
-    this.out = [];
-    this.outBytes = 0;
+    const pending = this.out.size + this.transport.bufferedBytes();
+    this.out.clear();
     this.ctx.logger.warn(
       {
         conn: this.id,
@@ -373,6 +388,7 @@ export class Session {
         reply: frame.reply,
         meta: frame.meta,
         msgId: frame.msgId,
+        rest: frame.rest,
       };
       const broker = this.ctx.broker;
       const direct = frame.meta?.queue;

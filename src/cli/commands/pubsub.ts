@@ -1,6 +1,7 @@
 /** `messaging pub | sub | req | reply` — core pub/sub and request/reply from the terminal. */
-import type { Command } from 'commander';
-import type { Connection, Message, PublishAck } from '../../client/index.ts';
+import { InvalidArgumentError, type Command } from 'commander';
+import { PRIORITIES, type PriorityName } from '../../client/index.ts';
+import type { Connection, Message, PublishAck, PublishOptions } from '../../client/index.ts';
 import {
   collectHeader,
   connectFromOptions,
@@ -11,6 +12,7 @@ import {
   type GlobalOptions,
 } from '../connect.ts';
 import { CliError, describeError } from '../errors.ts';
+import { durationArg, examples } from '../format.ts';
 import { LineWriter, note, onInterrupt, readStdin } from '../io.ts';
 
 const strictUtf8 = new TextDecoder('utf-8', { fatal: true });
@@ -18,6 +20,11 @@ const lenientUtf8 = new TextDecoder();
 
 /** `--json` line for a message: payload as text when it is valid UTF-8, else `payload_base64`. */
 export function messageToJson(m: Message): string {
+  return JSON.stringify(messageToObject(m));
+}
+
+/** The object behind `messageToJson`, for commands that add fields (`seq`, a dead letter's reason). */
+export function messageToObject(m: Message): Record<string, unknown> {
   const out: Record<string, unknown> = { topic: m.topic, headers: m.headers };
   try {
     out['payload'] = strictUtf8.decode(m.payload);
@@ -34,7 +41,7 @@ export function messageToJson(m: Message): string {
   for (const [k, v] of Object.entries(m.meta)) {
     if (k !== 'headers' && k !== 'id' && v !== undefined) out[k] = v;
   }
-  return JSON.stringify(out);
+  return out;
 }
 
 /** Plain line for a message: `[topic] payload`. */
@@ -48,50 +55,92 @@ async function payloadFrom(data: string): Promise<Uint8Array | string> {
 
 const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
 
-/** Publishes with confirms, at most `window` in flight; returns the failures. */
+/** Outcome of `publishConfirmedMany`: the failures, and where the confirmed messages were stored. */
+interface ConfirmSummary {
+  failures: unknown[];
+  queues: Set<string>;
+  streams: Set<string>;
+}
+
+/** Publishes `count` times with confirms, at most `window` in flight. */
 async function publishConfirmedMany(
-  conn: Connection,
-  topic: string,
-  payload: Uint8Array | string,
   count: number,
-  headers: Record<string, string> | undefined,
-  timeoutMs: number,
-): Promise<unknown[]> {
+  publishOne: () => Promise<PublishAck>,
+): Promise<ConfirmSummary> {
   const window = 256;
-  const failures: unknown[] = [];
-  const inflight = new Set<Promise<PublishAck | void>>();
+  const summary: ConfirmSummary = { failures: [], queues: new Set(), streams: new Set() };
+  const inflight = new Set<Promise<void>>();
   for (let i = 0; i < count; i++) {
-    const p: Promise<PublishAck | void> = conn
-      .publishConfirmed(topic, payload, { headers, timeoutMs })
-      .catch((err: unknown) => void failures.push(err))
+    const p: Promise<void> = publishOne()
+      .then((ack) => {
+        for (const q of ack.queues ?? []) summary.queues.add(q);
+        for (const s of Object.keys(ack.streams ?? {})) summary.streams.add(s);
+      })
+      .catch((err: unknown) => void summary.failures.push(err))
       .finally(() => inflight.delete(p));
     inflight.add(p);
     if (inflight.size >= window) await Promise.race(inflight);
   }
   await Promise.all(inflight);
-  return failures;
+  return summary;
+}
+
+const list = (names: Iterable<string>): string => [...names].sort().join(', ');
+
+/** Where the confirmed messages went, for the closing note. */
+function storedNote(topic: string, summary: ConfirmSummary): string {
+  const parts: string[] = [];
+  if (summary.queues.size > 0)
+    parts.push(`${summary.queues.size === 1 ? 'queue' : 'queues'} ${list(summary.queues)}`);
+  if (summary.streams.size > 0)
+    parts.push(`${summary.streams.size === 1 ? 'stream' : 'streams'} ${list(summary.streams)}`);
+  if (parts.length === 0)
+    return `; no queue or stream is bound to ${topic}, so nothing was stored (subscribers only)`;
+  return `; stored in ${parts.join(' and ')}`;
+}
+
+/** Message options from the pub flags (priority, ttl, delay, headers). */
+function publishOptionsFrom(opts: PubOptions): PublishOptions {
+  const options: PublishOptions = {};
+  const headers = headersFrom(opts.header);
+  if (headers) options.headers = headers;
+  if (opts.priority !== undefined) options.priority = opts.priority;
+  if (opts.ttl !== undefined) options.ttlMs = opts.ttl;
+  if (opts.delay !== undefined) options.deliverAt = Date.now() + opts.delay;
+  return options;
 }
 
 async function runPub(topic: string, data: string, opts: PubOptions): Promise<void> {
   const count = opts.count ?? 1;
-  const headers = headersFrom(opts.header);
+  const options = publishOptionsFrom(opts);
   const payload = await payloadFrom(data);
   const conn = await connectFromOptions(opts);
+  const ctx = { server: serverFrom(opts), queue: opts.queue };
+  const target = opts.queue !== undefined ? `queue '${opts.queue}'` : topic;
   try {
-    if (opts.confirm) {
-      const failures = await publishConfirmedMany(conn, topic, payload, count, headers, timeoutFrom(opts));
-      if (failures.length > 0) {
-        const first = describeError(failures[0], { server: serverFrom(opts) });
+    // A direct queue publish is always confirmed: the point is to know it was stored.
+    if (opts.confirm || opts.queue !== undefined) {
+      const timeoutMs = timeoutFrom(opts);
+      const queue = opts.queue;
+      const summary = await publishConfirmedMany(count, () =>
+        queue !== undefined
+          ? conn.queues.publish(queue, payload, { ...options, topic, timeoutMs })
+          : conn.publishConfirmed(topic, payload, { ...options, timeoutMs }),
+      );
+      if (summary.failures.length > 0) {
+        const first = describeError(summary.failures[0], ctx);
         throw new CliError(
-          `${failures.length} of ${plural(count, 'message')} to ${topic} not confirmed: ${first.message}`,
+          `${summary.failures.length} of ${plural(count, 'message')} to ${target} not confirmed: ${first.message}`,
           first.exitCode,
         );
       }
-      note(`published ${plural(count, 'message')} to ${topic} (all confirmed)`);
+      note(
+        `published ${plural(count, 'message')} to ${target} (all confirmed)${queue !== undefined ? '; stored' : storedNote(topic, summary)}`,
+      );
       return;
     }
     for (let i = 0; i < count; i++) {
-      conn.publish(topic, payload, { headers });
+      conn.publish(topic, payload, options);
       // Round-trip now and then: it bounds what waits in the socket buffer for large counts.
       if (i % 10_000 === 9_999) await conn.flush();
     }
@@ -99,7 +148,7 @@ async function runPub(topic: string, data: string, opts: PubOptions): Promise<vo
     await conn.flush();
     note(`published ${plural(count, 'message')} to ${topic}`);
   } catch (err) {
-    throw describeError(err, { server: serverFrom(opts) });
+    throw describeError(err, ctx);
   } finally {
     await conn.close();
   }
@@ -179,6 +228,10 @@ interface PubOptions extends GlobalOptions {
   count?: number;
   header?: string[];
   confirm?: boolean;
+  queue?: string;
+  priority?: number | PriorityName;
+  ttl?: number;
+  delay?: number;
 }
 interface SubOptions extends GlobalOptions {
   queue?: string;
@@ -196,8 +249,11 @@ interface ReplyOptions extends GlobalOptions {
   data?: string;
 }
 
-function examples(...lines: string[]): string {
-  return `\nExamples:\n${lines.map((l) => `  $ ${l}`).join('\n')}\n`;
+function priorityArg(value: string): number | PriorityName {
+  if (value in PRIORITIES) return value as PriorityName;
+  const n = Number(value);
+  if (Number.isInteger(n) && n >= 0 && n <= 5) return n;
+  throw new InvalidArgumentError(`priority is 0-5 or one of ${Object.keys(PRIORITIES).join(', ')}.`);
 }
 
 /** Registers pub, sub, req and reply on the root program. */
@@ -209,12 +265,35 @@ export function registerPubSub(program: Command): void {
     .argument('<data>', "payload text; '-' reads it from stdin")
     .option('-n, --count <n>', 'publish the message N times', positiveInt('--count'))
     .option('-H, --header <k=v>', 'add a header (repeatable)', collectHeader)
-    .option('--confirm', 'wait for the server to confirm each message; exit 1 unless all are confirmed')
+    .option(
+      '--confirm',
+      'wait until the server confirms each message (stored in every bound queue and stream); exit 1 unless all are confirmed',
+    )
+    .option(
+      '--queue <name>',
+      'publish straight into this durable queue, bypassing bindings (implies --confirm)',
+    )
+    .option(
+      '--priority <p>',
+      'priority 0-5 or lowest|low|normal|high|highest|critical (durable queues)',
+      priorityArg,
+    )
+    .option(
+      '--ttl <duration>',
+      'expire the message after this long, e.g. 30s or 60000 (ms)',
+      durationArg('--ttl'),
+    )
+    .option(
+      '--delay <duration>',
+      'deliver from durable queues no sooner than this from now, e.g. 10s or 5000 (ms)',
+      durationArg('--delay', true),
+    )
     .addHelpText(
       'after',
       examples(
         `messaging pub orders.created '{"id":42}' --header source=cli`,
         'echo hello | messaging pub greetings - --count 10 --confirm',
+        `messaging pub orders.created '{"id":43}' --queue orders --priority high --delay 30s`,
       ),
     )
     .action(async (topic: string, data: string, _o: unknown, cmd: Command) =>
