@@ -5,11 +5,20 @@
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
 import { registerBench } from './commands/bench.ts';
+import { registerDlq } from './commands/dlq.ts';
 import { registerPubSub } from './commands/pubsub.ts';
+import { registerQueue } from './commands/queue.ts';
+import { registerStream } from './commands/stream.ts';
 import { addGlobalOptions, serverFrom, type GlobalOptions } from './connect.ts';
 import { EXIT, describeError } from './errors.ts';
 
-const COMMAND_GROUPS: Array<(program: Command) => void> = [registerPubSub, registerBench];
+const COMMAND_GROUPS: Array<(program: Command) => void> = [
+  registerPubSub,
+  registerQueue,
+  registerDlq,
+  registerStream,
+  registerBench,
+];
 
 function packageVersion(): string {
   try {
@@ -24,7 +33,9 @@ function packageVersion(): string {
 
 export function createProgram(): Command {
   const program = new Command('messaging')
-    .description('command-line client for messaging-system: publish, subscribe, request/reply, benchmarks')
+    .description(
+      'command-line client for messaging-system: publish, subscribe, request/reply, durable queues, streams, benchmarks',
+    )
     .version(packageVersion(), '-V, --version')
     // Before any subcommand is added: these settings are inherited by every command created later.
     .exitOverride()
@@ -38,6 +49,8 @@ Examples:
   $ messaging sub 'orders.*'
   $ messaging pub orders.created '{"id":42}'
   $ messaging --server ws://broker:8080/v1/ws req users.lookup '{"id":7}'
+  $ messaging queue add orders --bind 'orders.#' && messaging pub orders.created '{"id":42}' --confirm
+  $ messaging queue consume orders --count 1 --ack
 
 Environment: MESSAGING_URL (server), MESSAGING_TOKEN (token).
 Exit codes: 0 success, 1 usage or operation failed, 2 server unreachable / authentication / connection lost.`,

@@ -271,21 +271,34 @@ export class DurableMessaging {
     return deliveries;
   }
 
+  /**
+   * Acknowledges each delivery on its own: the valid ones are settled even when some are not. If any
+   * failed, throws UNKNOWN_DELIVERY naming them in `details.unknown` (and `details.acked`).
+   */
   async ack(queue: string, consumerId: string, deliveryIds: readonly string[]): Promise<number> {
     let acked = 0;
-    let firstError: unknown;
+    const unknown: string[] = [];
+    let other: unknown;
     for (const id of deliveryIds) {
       try {
         await this.storage.ack(queue, consumerId, id);
         acked++;
         this.settled(queue, consumerId, id, 'acked');
       } catch (err) {
-        firstError ??= err;
         this.forget(consumerId, id);
+        if (err instanceof MessagingError && err.code === 'UNKNOWN_DELIVERY') unknown.push(id);
+        else other ??= err;
       }
     }
     this.pump(queue);
-    if (firstError !== undefined) throw firstError;
+    if (other !== undefined) throw other;
+    if (unknown.length > 0) {
+      throw new MessagingError(
+        'UNKNOWN_DELIVERY',
+        `${unknown.length} of ${deliveryIds.length} deliveries are unknown, settled, or held by another consumer: ${unknown.slice(0, 5).join(', ')}${unknown.length > 5 ? ', …' : ''}`,
+        { details: { unknown, acked } },
+      );
+    }
     return acked;
   }
 

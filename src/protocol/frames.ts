@@ -152,6 +152,11 @@ export function utf8Decode(bytes: Uint8Array, start: number, end: number): strin
   }
 }
 
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) >= 0x80) return false;
+  return true;
+}
+
 function utf8Length(text: string): number {
   let n = 0;
   for (let i = 0; i < text.length; i++) {
@@ -224,7 +229,7 @@ export function encodeMessage(
       throw new MessagingError('BAD_REQUEST', 'message id must be 16 bytes');
     flags |= FLAG_HAS_ID;
   } else flags &= ~FLAG_HAS_ID;
-  const topicLen = utf8Length(topic);
+  const topicLen = topic.length <= 64 && isAscii(topic) ? topic.length : utf8Length(topic);
   const replyLen = reply ? utf8Length(reply) : 0;
   const metaBytes = meta ? encoder.encode(JSON.stringify(meta)) : EMPTY;
   if (topicLen > 0xffff || replyLen > 0xffff) {

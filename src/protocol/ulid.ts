@@ -11,10 +11,19 @@ export class UlidGenerator {
   private lastTime = -1;
   private readonly random = new Uint8Array(10);
 
+  /** Ids are carved from a shared block: one allocation per 256 ids instead of one per id. */
+  private block = new Uint8Array(0);
+  private used = 0;
+
   next(now: number = Date.now()): Uint8Array {
-    const out = new Uint8Array(16);
-    this.nextInto(out, 0, now);
-    return out;
+    if (this.used === this.block.length) {
+      this.block = new Uint8Array(16 * 256);
+      this.used = 0;
+    }
+    const at = this.used;
+    this.used += 16;
+    this.nextInto(this.block, at, now);
+    return this.block.subarray(at, at + 16);
   }
 
   nextInto(out: Uint8Array, offset: number, now: number = Date.now()): void {
