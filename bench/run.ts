@@ -199,10 +199,7 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     void stopOurs().finally(() => process.exit(130));
   });
 }
-// Only pub/sub and request/reply use our server so far; durable and tasks adapters are placeholders.
-const oursNeeded = scenarios.some(
-  (s) => (s.suite === 'pubsub' || s.suite === 'reqrep') && s.systems.some((x) => x.info.id === 'ours'),
-);
+const oursNeeded = scenarios.some((s) => s.systems.some((x) => x.info.id === 'ours'));
 if (opts.oursUrl) {
   endpoints.oursUrl = opts.oursUrl;
   const why = await reachable(opts.oursUrl);

@@ -3,6 +3,9 @@
  * own event loop and the benchmark clients cannot steal its CPU time within one thread.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { freePort, now, sleep } from './util.ts';
 
@@ -31,7 +34,17 @@ function exited(child: ChildProcess): boolean {
   return child.exitCode !== null || child.signalCode !== null;
 }
 
-export async function startOursServer(): Promise<OursServer> {
+export interface OursServerOptions {
+  /** The file engine's directory; a fresh temporary one (removed at stop) when absent. */
+  dataDir?: string;
+  /** `[message_bus] fsync` for the file engine (default batch: confirm after the group's fsync). */
+  fsync?: 'always' | 'batch' | 'none';
+}
+
+/** Runs with the embedded file store, as deployed by default, so durable suites use real fsyncs. */
+export async function startOursServer(options: OursServerOptions = {}): Promise<OursServer> {
+  const ownDir = options.dataDir === undefined;
+  const dataDir = options.dataDir ?? mkdtempSync(join(tmpdir(), 'bench-ours-'));
   const port = await freePort();
   let metricsPort = await freePort();
   while (metricsPort === port) metricsPort = await freePort();
@@ -40,7 +53,9 @@ export async function startOursServer(): Promise<OursServer> {
     [
       'bin/messaging_server.js',
       '--storage',
-      'memory',
+      'file',
+      '--data',
+      dataDir,
       '--port',
       String(port),
       '--metrics-port',
@@ -48,7 +63,7 @@ export async function startOursServer(): Promise<OursServer> {
     ],
     {
       cwd: ROOT,
-      env: { ...process.env, MESSAGING_LOG_LEVEL: 'warn' },
+      env: { ...process.env, MESSAGING_LOG_LEVEL: 'warn', MESSAGING_FSYNC: options.fsync ?? 'batch' },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );
@@ -66,6 +81,7 @@ export async function startOursServer(): Promise<OursServer> {
     const deadline = now() + 5000;
     while (!exited(child) && now() < deadline) await sleep(20);
     if (!exited(child)) child.kill('SIGKILL');
+    if (ownDir) rmSync(dataDir, { recursive: true, force: true });
   };
 
   const deadline = now() + READY_LIMIT_MS;

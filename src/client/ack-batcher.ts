@@ -95,9 +95,9 @@ export class AckBatcher {
         for (const a of unique) a.reject(error);
         return;
       }
-      const unknown = error.details?.['unknown_delivery_ids'];
+      const unknown = error.details?.['unknown'];
       if (Array.isArray(unknown)) {
-        // The server acked the rest and named the ones it could not.
+        // The server settles each id on its own: it acked the rest and named the ones it could not.
         const bad = new Set(unknown.map(String));
         for (const a of unique) {
           if (!bad.has(a.id)) a.resolve();
@@ -111,7 +111,8 @@ export class AckBatcher {
         }
         return;
       }
-      // Without that list, a batch that failed acked nothing: ack one by one to learn which failed.
+      // A server that does not name them (older ones) applied the batch all or nothing: ack one by one
+      // to learn which failed.
       await Promise.all(unique.map((a) => this.sendOne(queue, a)));
     }
   }

@@ -121,6 +121,9 @@ export function frameFromJson(
     }
     meta[key] = value;
   }
+  // The JSON form uses the storage's name for the trace context; MSG frames say `traceparent`.
+  if (typeof meta['trace_id'] === 'string' && meta.traceparent === undefined)
+    meta.traceparent = meta['trace_id'];
   if (extra) Object.assign(meta, extra);
   const b64 = item['payload_base64'];
   const text = item['payload'];

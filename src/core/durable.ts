@@ -279,17 +279,20 @@ export class DurableMessaging {
     let acked = 0;
     const unknown: string[] = [];
     let other: unknown;
-    for (const id of deliveryIds) {
-      try {
-        await this.storage.ack(queue, consumerId, id);
+    // All at once, so the whole batch shares one journal write and fsync instead of one each.
+    const results = await Promise.allSettled(deliveryIds.map((id) => this.storage.ack(queue, consumerId, id)));
+    results.forEach((result, i) => {
+      const id = deliveryIds[i]!;
+      if (result.status === 'fulfilled') {
         acked++;
         this.settled(queue, consumerId, id, 'acked');
-      } catch (err) {
-        this.forget(consumerId, id);
-        if (err instanceof MessagingError && err.code === 'UNKNOWN_DELIVERY') unknown.push(id);
-        else other ??= err;
+        return;
       }
-    }
+      this.forget(consumerId, id);
+      const err: unknown = result.reason;
+      if (err instanceof MessagingError && err.code === 'UNKNOWN_DELIVERY') unknown.push(id);
+      else other ??= err;
+    });
     this.pump(queue);
     if (other !== undefined) throw other;
     if (unknown.length > 0) {

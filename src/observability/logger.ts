@@ -6,8 +6,8 @@
  * Modules log through `logger.child({ module: 'network' })`. Per-module levels (`[logging] levels.network =
  * debug`) are applied when such a child is created and again by `setLogLevel` at run time (SIGHUP).
  *
- * Outputs: `destination` is any pino destination stream. File rotation and syslog come later as more
- * destinations combined with `pino.multistream` in this process — not with pino's `transport.targets`,
+ * Outputs: `destination` is any pino destination stream. logging.ts builds it from `[logging]` (console,
+ * rotated file, syslog) with `pino.multistream` in this process — not with pino's `transport.targets`,
  * which refuses the level-name formatter used here.
  */
 import { hostname } from 'node:os';
@@ -74,6 +74,19 @@ interface LoggerState {
 
 const states = new WeakMap<Logger, LoggerState>();
 
+/**
+ * Fields blanked wherever they are logged (top level or one object down, e.g. `{ db: { password } }`).
+ * The values of the config's secret settings are also scrubbed from whole lines by logging.ts.
+ */
+const REDACTED_FIELDS = [
+  'password',
+  'jwt_secret',
+  'api_key',
+  'authorization',
+  'secret',
+  'private_key',
+].flatMap((name) => [name, `*.${name}`]);
+
 function moduleOf(logger: Logger): string | undefined {
   const value: unknown = logger.bindings()['module'];
   return typeof value === 'string' ? value : undefined;
@@ -103,6 +116,7 @@ export function createLogger(options: LoggerOptions): Logger {
         instance_id: options.instanceId,
       },
       timestamp: pino.stdTimeFunctions.isoTime,
+      redact: { paths: REDACTED_FIELDS, censor: '********' },
       // Level names instead of pino's numbers: readable to people and to log search without a mapping.
       formatters: { level: (label) => ({ level: label }) },
       // Runs for every child at any depth: pino children inherit this option from their parent.

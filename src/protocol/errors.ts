@@ -212,6 +212,33 @@ export const ERROR_CATALOGUE = {
     retryable: true,
     description: 'The connection closed before the operation completed.',
   },
+
+  // Tasks
+  TASK_CONFLICT: {
+    http: 409,
+    fatal: false,
+    retryable: false,
+    description:
+      'The task is not in a state that allows this: e.g. cancelling a finished task, or a worker reporting on a task it no longer holds.',
+  },
+  TASK_FAILED: {
+    http: 500,
+    fatal: false,
+    retryable: false,
+    description: 'The task (or a step of the workflow) failed; the error carries the handler’s error.',
+  },
+  TASK_CANCELLED: {
+    http: 409,
+    fatal: false,
+    retryable: false,
+    description: 'The task was cancelled before it finished.',
+  },
+  TASK_EXPIRED: {
+    http: 410,
+    fatal: false,
+    retryable: false,
+    description: 'The task reached its expiry time before it started and will never run.',
+  },
 } as const satisfies Record<string, ErrorSpec>;
 
 export type ErrorCode = keyof typeof ERROR_CATALOGUE;

@@ -1,9 +1,11 @@
 /**
  * `messaging_server` command line: load and check the config, then run until SIGTERM/SIGINT, draining
- * connections before exiting 0.
+ * connections before exiting 0. SIGHUP re-reads the config file and applies its logging levels (and
+ * reopens the log file) without a restart.
  */
 import { Command, Option } from 'commander';
 import { assertNoErrors, formatConfig, formatProblems, loadConfig } from '../config/index.ts';
+import { createLogging, secretValues, type Logging } from '../observability/logging.ts';
 import { startServer } from './server.ts';
 import { VERSION } from './version.ts';
 
@@ -94,9 +96,47 @@ if (flags.printConfig) {
   process.exit(0);
 }
 
+let logging: Logging;
+try {
+  logging = createLogging(config.logging, {
+    instanceId: config.system.instance_id,
+    secrets: secretValues(config),
+  });
+} catch (err) {
+  console.error(`messaging_server: cannot open the log outputs of [logging]: ${(err as Error).message}`);
+  process.exit(1);
+}
+const logger = logging.logger.child({ module: 'server' });
+
+/** SIGHUP: re-read the config; apply logging levels now, report what would need a restart. */
+const reload = (): void => {
+  const next = loadConfig({ path: flags.config, env: process.env, overrides });
+  const errors = next.problems.filter((p) => p.severity === 'error');
+  if (errors.length > 0) {
+    logger.error(
+      { problems: formatProblems(errors).split('\n') },
+      'SIGHUP: the config has errors; keeping the running settings',
+    );
+    return;
+  }
+  try {
+    const restart = logging.reload(next.config.logging, secretValues(next.config));
+    logging.reopen();
+    logger.info(
+      { log_level: next.config.logging.level, module_levels: next.config.logging.levels },
+      'SIGHUP: config reloaded, logging levels applied',
+    );
+    if (restart.length > 0) logger.warn({ keys: restart }, 'SIGHUP: these settings take effect on restart');
+  } catch (err) {
+    logger.error({ err }, 'SIGHUP: reload failed; keeping the running settings');
+  }
+};
+// Installed before start-up so an early SIGHUP (default action: terminate) cannot kill the server.
+process.on('SIGHUP', reload);
+
 let server: Awaited<ReturnType<typeof startServer>>;
 try {
-  server = await startServer(config);
+  server = await startServer(config, { logger: logging.logger });
 } catch (err) {
   const e = err as NodeJS.ErrnoException;
   if (e.code === 'EADDRINUSE') {
@@ -120,7 +160,7 @@ const stop = (signal: string): void => {
   stopping = true;
   server.logger.info({ signal }, 'signal received: graceful shutdown');
   server.close().then(
-    () => process.exit(0),
+    () => logging.close().finally(() => process.exit(0)),
     (err: unknown) => {
       server.logger.error({ err }, 'error during shutdown');
       process.exit(1);

@@ -1,12 +1,12 @@
 /**
- * The `Storage` implementation every engine shares: the queue operations of `QueueEngine` plus dead
- * letters and streams. Concrete engines add the journal and the keeping of message bodies.
+ * The `Storage` implementation every engine shares: the queue operations of `QueueEngine`, the task
+ * operations of `TaskEngine`, plus dead letters and streams. Concrete engines add the journal and the keeping of message bodies.
  */
 import { MessagingError } from '../protocol/errors.ts';
 import type { QueueState } from './internal/queue-state.ts';
 import { seqAtTime } from './internal/scheduling.ts';
 import type { StreamState } from './internal/stream-state.ts';
-import { QueueEngine } from './queue-engine.ts';
+import { TaskEngine } from './task-engine.ts';
 import type {
   DeadLetter,
   Storage,
@@ -20,7 +20,7 @@ import { checkName, normalizeStreamSpec, sameSpec } from './validate.ts';
 
 export type { BodyRef } from './queue-engine.ts';
 
-export abstract class BaseStorage extends QueueEngine implements Storage {
+export abstract class BaseStorage extends TaskEngine implements Storage {
   // ---- dead letters ------------------------------------------------------------------------------
 
   private deadKeys(q: QueueState): number[] {

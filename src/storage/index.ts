@@ -8,6 +8,14 @@ import { MessagingError } from '../protocol/errors.ts';
 import type { Storage, StorageOptions } from './types.ts';
 
 export type * from './types.ts';
+export type * from './task-types.ts';
+export {
+  TASK_STATES,
+  TASK_TRANSITIONS,
+  canTransition,
+  isTerminal,
+  isWaiting,
+} from './task-types.ts';
 export { DEFAULT_PRIORITY, QUEUE_DEFAULTS } from './types.ts';
 export { MemoryStorage } from './memory.ts';
 export { FileStorage, type FileStorageOptions } from './file/file-storage.ts';

@@ -5,6 +5,19 @@
  *
  * Field names are snake_case where they travel to clients unchanged (messages, specs, stats).
  */
+import type {
+  ClaimTarget,
+  ScheduleRecord,
+  TaskChange,
+  TaskChangeOutcome,
+  TaskCounts,
+  TaskFilter,
+  TaskPatch,
+  TaskProgress,
+  TaskRecord,
+  TaskState,
+  TaskTickResult,
+} from './task-types.ts';
 
 /** `lowest` 0 … `critical` 5; higher is served first, FIFO among equals. */
 export type Priority = 0 | 1 | 2 | 3 | 4 | 5;
@@ -242,6 +255,41 @@ export interface Storage {
   /** The saved position, or undefined for an unknown reader. */
   getReaderPosition(stream: string, reader: string): Promise<number | undefined>;
   deleteReader(stream: string, reader: string): Promise<void>;
+
+  // Tasks (the model and the transition table are in task-types.ts)
+  /** Stores new tasks atomically; a known id or idempotency key returns the existing record instead. */
+  submitTasks(records: readonly TaskRecord[]): Promise<{ task: TaskRecord; created: boolean }[]>;
+  /** Compare-and-set state changes (+ new records) in one atomic step; `atomic`: all or none. */
+  updateTasks(
+    changes: readonly TaskChange[],
+    options?: { add?: readonly TaskRecord[]; atomic?: boolean },
+  ): Promise<TaskChangeOutcome[]>;
+  /** Up to `max` ready tasks become `running` for `worker`: priority first, FIFO within a priority. */
+  claimTasks(
+    targets: readonly ClaimTarget[],
+    worker: string,
+    max: number,
+    lockMs: number,
+  ): Promise<{ claimed: TaskRecord[]; expired: TaskRecord[] }>;
+  /** Heartbeat: extends the locks `worker` still holds; the others are `lost`. */
+  renewTaskLocks(
+    worker: string,
+    ids: readonly string[],
+    lockMs: number,
+  ): Promise<{ held: string[]; lost: string[] }>;
+  setTaskProgress(id: string, worker: string, attempt: number, progress: TaskProgress): Promise<boolean>;
+  getTask(id: string): Promise<TaskRecord | undefined>;
+  listTasks(filter?: TaskFilter): Promise<TaskRecord[]>;
+  taskCounts(): Promise<TaskCounts>;
+  /** Due ETAs/retries → queued, expiry, stalled locks (moved as `onStalled` says), result-TTL removal. */
+  tickTasks(onStalled?: (task: TaskRecord) => { to: TaskState; set?: TaskPatch }): Promise<TaskTickResult>;
+  deleteTasks(ids: readonly string[]): Promise<number>;
+  putSchedule(schedule: ScheduleRecord): Promise<ScheduleRecord>;
+  deleteSchedule(id: string): Promise<void>;
+  getSchedule(id: string): Promise<ScheduleRecord | undefined>;
+  listSchedules(): Promise<ScheduleRecord[]>;
+  /** Exactly one caller wins each (schedule, tick); the winner's task is stored with the claim. */
+  claimScheduleTick(id: string, tick: number, task: TaskRecord): Promise<boolean>;
 
   /** Reclaims space of settled data now (engines also do it in the background). */
   compact(): Promise<void>;

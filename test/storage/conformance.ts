@@ -6,6 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import type { MessageInput, Storage } from '../../src/storage/index.ts';
+import { taskConformanceCases } from './task-conformance.ts';
 
 export interface ConformanceOptions {
   /** Test names to skip, with the reason printed. */
@@ -843,5 +844,9 @@ export function runStorageConformance(
       const st = await s.stats('q');
       assert.deepEqual([st.depth, st.acked_total], [0, n]);
     });
+
+    // ---- tasks (test/storage/task-conformance.ts) ----------------------------------------------------
+
+    taskConformanceCases(test, setup);
   });
 }

@@ -1,7 +1,12 @@
 /** `messaging pub | sub | req | reply` — core pub/sub and request/reply from the terminal. */
 import { InvalidArgumentError, type Command } from 'commander';
-import { PRIORITIES, type PriorityName } from '../../client/index.ts';
-import type { Message, PublishAck, PublishOptions } from '../../client/index.ts';
+import {
+  PRIORITIES,
+  type Message,
+  type PriorityName,
+  type PublishAck,
+  type PublishOptions,
+} from '../../client/index.ts';
 import {
   collectHeader,
   connectFromOptions,

@@ -4,7 +4,7 @@
  * at the end of the journal they supersede every older record about those messages, so the segment —
  * and the older records that changed them — can be deleted.
  */
-import type { EntryFact } from '../internal/records.ts';
+import type { EntryFact, TaskRec } from '../internal/records.ts';
 import type { MsgRec, State } from '../internal/state.ts';
 import { decodeRecord, HEADER_BYTES } from './codec.ts';
 
@@ -46,4 +46,18 @@ export function* liveMessages(state: State, seg: number, buf: Buffer): Generator
     const payload = (rec.payload ?? new Uint8Array(0)).slice();
     yield { h, rec: { t: 'msg', key: rec.key, head: rec.head, payload, queues, streams, carried: true } };
   }
+}
+
+/** Task records whose whole state lies in `seg`, rewritten with their current state (in batches). */
+export function* liveTasks(state: State, seg: number): Generator<TaskRec> {
+  let batch: TaskRec['add'] & object = [];
+  for (const e of state.tasks.byId.values()) {
+    if (e.seg !== seg) continue;
+    batch.push({ ...e.rec });
+    if (batch.length === 256) {
+      yield { t: 'task', add: batch, carried: true };
+      batch = [];
+    }
+  }
+  if (batch.length) yield { t: 'task', add: batch, carried: true };
 }

@@ -19,7 +19,7 @@ import { IN_FLIGHT, READY } from '../internal/tables.ts';
 import type { FsyncPolicy, Logger, Message } from '../types.ts';
 import { BodyCache } from './cache.ts';
 import { DirLock } from './lock.ts';
-import { liveMessages } from './carry.ts';
+import { liveMessages, liveTasks } from './carry.ts';
 import { decodeRecord, encodeRecord } from './codec.ts';
 import { recover } from './recovery.ts';
 import { defaultIo, SegmentLog, segmentPath, type SegmentIo } from './segment-log.ts';
@@ -227,6 +227,24 @@ export class FileStorage extends BaseStorage {
       referenced: (recordSeg, bodySeg) => {
         this.stat(recordSeg).refs.add(bodySeg);
       },
+      // A task record pins its segment like a message body does, and is carried forward the same way.
+      taskStored: (seg, len) => {
+        const st = this.stat(seg);
+        st.live++;
+        st.liveBytes += len;
+      },
+      taskFreed: (seg, len) => {
+        const st = this.stat(seg);
+        st.live--;
+        st.liveBytes -= len;
+        if (
+          !this.recovering &&
+          seg !== this.log.active &&
+          (st.live === 0 || st.liveBytes < this.o.compactRatio * st.size)
+        ) {
+          this.scheduleReclaim();
+        }
+      },
     };
   }
 
@@ -419,6 +437,8 @@ export class FileStorage extends BaseStorage {
       );
       carried++;
     }
+    // Tasks homed here too: each rewritten record supersedes the task's older ones.
+    for (const rec of liveTasks(state, seg)) this.emit(rec);
     this.logger.info(
       { segment: seg, messages: carried },
       'storage: live messages carried forward for compaction',

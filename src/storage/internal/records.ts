@@ -4,6 +4,7 @@
  * replaying them needs no clock and no decisions and always rebuilds the same state. The memory engine
  * applies them too, which keeps both engines on one code path.
  */
+import type { ScheduleRecord, TaskPatch, TaskRecord } from '../task-types.ts';
 import type { DeadLetterReason, Message, QueueSpec, StreamSpec } from '../types.ts';
 
 /** A message's state in one queue, as carried in a `msg` record. */
@@ -45,7 +46,7 @@ export type MessageHead = Omit<Message, 'payload'>;
 
 export type Rec =
   /** Full control state; heads every file segment so older segments can go without losing declarations. */
-  | { t: 'meta'; next: number; queues: QueueMeta[]; streams: StreamMeta[] }
+  | { t: 'meta'; next: number; queues: QueueMeta[]; streams: StreamMeta[]; schedules?: ScheduleRecord[] }
   | { t: 'qdecl'; spec: QueueSpec }
   | { t: 'qdel'; q: string }
   /** Drop every waiting entry of `q` except the keys in `keep` (deliveries held by consumers). */
@@ -74,7 +75,25 @@ export type Rec =
   /** Everything below `first` leaves the stream. */
   | { t: 'trim'; s: string; first: number }
   /** `pos` null deletes the reader. */
-  | { t: 'reader'; s: string; r: string; pos: number | null };
+  | { t: 'reader'; s: string; r: string; pos: number | null }
+  /**
+   * Task facts, applied together (one atomic change): new records (`carried`: rewritten by compaction,
+   * replacing the whole record), field changes, removals, and the schedule tick that created `add`.
+   */
+  | TaskRec
+  /** A schedule saved or removed (schedules are control state: every segment's `meta` repeats them). */
+  | { t: 'sched'; put?: ScheduleRecord; del?: string };
+
+export type TaskSetFact = TaskPatch & { id: string };
+
+export interface TaskRec {
+  t: 'task';
+  add?: TaskRecord[];
+  set?: TaskSetFact[];
+  del?: string[];
+  tick?: { id: string; tick: number };
+  carried?: boolean;
+}
 
 /** Where a record sits in the journal; the memory engine has none. */
 export interface Loc {

@@ -9,6 +9,7 @@ import { NumMap } from './num-map.ts';
 import { QueueState, type DeadInfo } from './queue-state.ts';
 import type { EntryFact, Loc, MessageHead, QueueMeta, Rec, StreamMeta } from './records.ts';
 import { StreamState } from './stream-state.ts';
+import { TaskTable } from './task-state.ts';
 import { BodyTable, DEAD, DELAYED, EntryTable, FREE, IN_FLIGHT, READY } from './tables.ts';
 
 export type MsgRec = Extract<Rec, { t: 'msg' }>;
@@ -20,6 +21,9 @@ export interface StateHooks {
   bodyMoved(h: number, fromSeg: number, fromLen: number): void;
   /** A record in `recordSeg` changed a message stored in `bodySeg`. */
   referenced(recordSeg: number, bodySeg: number): void;
+  /** A task's whole-state record now lies in `seg` (it counts as live there, like a message body). */
+  taskStored?(seg: number, len: number): void;
+  taskFreed?(seg: number, len: number): void;
 }
 
 /** Size used for stream byte retention; engine-independent so every engine trims alike. */
@@ -36,13 +40,20 @@ export class State {
   readonly keys = new NumMap();
   readonly queues = new Map<string, QueueState>();
   readonly streams = new Map<string, StreamState>();
+  readonly tasks: TaskTable;
   private readonly queueById: (QueueState | undefined)[] = [];
   nextKey = 1;
 
   constructor(
     readonly now: () => number,
     private readonly hooks: StateHooks,
-  ) {}
+  ) {
+    this.tasks = new TaskTable({
+      stored: (seg, len) => hooks.taskStored?.(seg, len),
+      freed: (seg, len) => hooks.taskFreed?.(seg, len),
+      referenced: (recordSeg, homeSeg) => hooks.referenced(recordSeg, homeSeg),
+    });
+  }
 
   queueOf(slot: number): QueueState | undefined {
     return this.queueById[this.entries.queue[slot]!];
@@ -169,6 +180,10 @@ export class State {
         else s.readers.set(rec.r, rec.pos);
         return;
       }
+      case 'task':
+        return this.tasks.apply(rec, loc);
+      case 'sched':
+        return this.tasks.applySchedule(rec.put, rec.del);
     }
   }
 
@@ -186,7 +201,8 @@ export class State {
       last: s.last,
       readers: Object.fromEntries(s.readers),
     }));
-    return { t: 'meta', next: this.nextKey, queues, streams };
+    const schedules = [...this.tasks.schedules.values()].map((s) => ({ ...s }));
+    return { t: 'meta', next: this.nextKey, queues, streams, schedules };
   }
 
   // ---- transitions -------------------------------------------------------------------------------
@@ -411,6 +427,7 @@ export class State {
 
   private applyMeta(rec: Extract<Rec, { t: 'meta' }>): void {
     if (rec.next > this.nextKey) this.nextKey = rec.next;
+    if (rec.schedules) this.tasks.resetSchedules(rec.schedules);
     // A queue or stream missing from the snapshot was deleted by a record that compaction has since dropped.
     const queueNames = new Set(rec.queues.map((m) => m.spec.name));
     for (const name of [...this.queues.keys()]) if (!queueNames.has(name)) this.deleteQueue(name, undefined);

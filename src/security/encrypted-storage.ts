@@ -1,0 +1,231 @@
+/**
+ * Encryption at rest as a `Storage` decorator: payloads are sealed with AES-256-GCM on the way in and
+ * opened on the way out, so every engine (memory, file, later PostgreSQL) stores only ciphertext without
+ * knowing it. Topics, headers and other metadata stay in the clear (routing and retention need them).
+ *
+ * A sealed payload is an envelope: `magic (6) | key id length (1) | key id | IV (12) | tag (16) |
+ * ciphertext`. The key id travels with every record, so records written before a rotation keep naming
+ * the key they need. The header (magic and key id) is authenticated as additional data, so a record
+ * cannot be re-labelled with another key id. A payload without the magic was stored before encryption was
+ * switched on and is returned as is; a payload with the magic that does not decrypt is an error
+ * (STORAGE_FAILURE naming the message and key), never garbage handed to a consumer.
+ *
+ * Start-up check: a file engine's directory holds `encryption-keys.json`, one verifier per key id ever
+ * used there (a known text sealed with that key). Opening refuses to start when a listed key is missing
+ * from the key store or is not the same key — the clear error at start the operator needs.
+ */
+import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { MessagingError } from '../protocol/errors.ts';
+import type {
+  AppendResult,
+  DeadLetter,
+  Delivery,
+  Message,
+  MessageInput,
+  Storage,
+  StreamReadResult,
+} from '../storage/types.ts';
+import type { KeyStore } from './keystore.ts';
+
+const MAGIC = Buffer.from([0xe7, 0x4d, 0x53, 0x47, 0x45, 0x01]); // "\xe7MSGE" v1
+const IV_BYTES = 12;
+const TAG_BYTES = 16;
+const CHECK_FILE = 'encryption-keys.json';
+const CHECK_TEXT = 'messaging-system key check';
+
+export function isSealed(payload: Uint8Array): boolean {
+  if (payload.length < MAGIC.length + 1 + IV_BYTES + TAG_BYTES) return false;
+  for (let i = 0; i < MAGIC.length; i++) if (payload[i] !== MAGIC[i]) return false;
+  return true;
+}
+
+/** Seals `plain` with `key`, naming `keyId` in the envelope. */
+export function seal(plain: Uint8Array, keyId: string, key: Buffer): Uint8Array {
+  const id = Buffer.from(keyId, 'ascii');
+  const header = Buffer.concat([MAGIC, Buffer.of(id.length), id]);
+  const iv = randomBytes(IV_BYTES);
+  const cipher = createCipheriv('aes-256-gcm', key, iv);
+  cipher.setAAD(header);
+  const body = Buffer.concat([cipher.update(plain), cipher.final()]);
+  return new Uint8Array(Buffer.concat([header, iv, cipher.getAuthTag(), body]));
+}
+
+/** The key id an envelope names. */
+export function sealedKeyId(payload: Uint8Array): string {
+  const len = payload[MAGIC.length]!;
+  return Buffer.from(payload.buffer, payload.byteOffset + MAGIC.length + 1, len).toString('ascii');
+}
+
+/** Opens an envelope; throws (with no secret in the message) when the key is wrong or data changed. */
+export function unseal(payload: Uint8Array, key: Buffer): Uint8Array {
+  const bytes = Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength);
+  const headerLen = MAGIC.length + 1 + bytes[MAGIC.length]!;
+  const iv = bytes.subarray(headerLen, headerLen + IV_BYTES);
+  const tag = bytes.subarray(headerLen + IV_BYTES, headerLen + IV_BYTES + TAG_BYTES);
+  const decipher = createDecipheriv('aes-256-gcm', key, iv);
+  decipher.setAAD(bytes.subarray(0, headerLen));
+  decipher.setAuthTag(tag);
+  return new Uint8Array(
+    Buffer.concat([decipher.update(bytes.subarray(headerLen + IV_BYTES + TAG_BYTES)), decipher.final()]),
+  );
+}
+
+export interface EncryptionOptions {
+  /** false: decrypt-only — existing sealed records stay readable, new ones are stored in the clear. */
+  encrypt: boolean;
+  /** Directory of a file engine: where `encryption-keys.json` lives; absent for the memory engine. */
+  dataDir?: string;
+}
+
+/**
+ * Checks `encryption-keys.json` in `dataDir` against the key store (see the module comment) and returns
+ * the key ids it lists. Throws an Error whose message tells the operator what to restore.
+ */
+export function checkStoredKeys(dataDir: string, keys: KeyStore): Set<string> {
+  const file = join(dataDir, CHECK_FILE);
+  if (!existsSync(file)) return new Set();
+  let listed: Record<string, string>;
+  try {
+    listed = (JSON.parse(readFileSync(file, 'utf8')) as { keys: Record<string, string> }).keys;
+  } catch (err) {
+    throw new Error(`${file} is not readable JSON (${(err as Error).message}); it lists the keys the stored data needs`);
+  }
+  for (const [id, verifier] of Object.entries(listed)) {
+    const key = keys.get(id);
+    if (!key) {
+      throw new Error(
+        `the data in ${dataDir} was encrypted with key "${id}", which is not in key_store ${keys.dir}: restore ${id}.key there`,
+      );
+    }
+    let text: string;
+    try {
+      text = Buffer.from(unseal(Buffer.from(verifier, 'base64'), key)).toString('utf8');
+    } catch {
+      text = '';
+    }
+    if (text !== CHECK_TEXT) {
+      throw new Error(
+        `key "${id}" in key_store ${keys.dir} is not the key the data in ${dataDir} was encrypted with (wrong key file)`,
+      );
+    }
+  }
+  return new Set(Object.keys(listed));
+}
+
+/** True when `dataDir` holds encrypted data (its key list exists). */
+export function hasStoredKeys(dataDir: string): boolean {
+  return existsSync(join(dataDir, CHECK_FILE));
+}
+
+export class EncryptedStorage implements Storage {
+  private readonly checked: Set<string>;
+
+  constructor(
+    private readonly inner: Storage,
+    private readonly keys: KeyStore,
+    private readonly options: EncryptionOptions,
+  ) {
+    this.checked = options.dataDir ? checkStoredKeys(options.dataDir, keys) : new Set();
+  }
+
+  get engine(): string {
+    return this.inner.engine;
+  }
+
+  // Writes: seal the payload.
+  append(queues: string | readonly string[], message: MessageInput): Promise<AppendResult> {
+    return this.inner.append(queues, this.sealInput(message));
+  }
+  publish(targets: { queues?: readonly string[]; streams?: readonly string[] }, message: MessageInput): Promise<AppendResult> {
+    return this.inner.publish(targets, this.sealInput(message));
+  }
+  streamAppend(streams: string | readonly string[], message: MessageInput): Promise<AppendResult> {
+    return this.inner.streamAppend(streams, this.sealInput(message));
+  }
+
+  // Reads: open it again.
+  async take(queue: string, consumerId: string, max: number): Promise<Delivery[]> {
+    const deliveries = await this.inner.take(queue, consumerId, max);
+    return deliveries.map((d) => ({ ...d, message: this.open(d.message) }));
+  }
+  async listDeadLetters(queue: string, options?: { limit?: number; offset?: number }): Promise<DeadLetter[]> {
+    const dead = await this.inner.listDeadLetters(queue, options);
+    return dead.map((d) => ({ ...d, message: this.open(d.message) }));
+  }
+  async streamRead(stream: string, options: Parameters<Storage['streamRead']>[1]): Promise<StreamReadResult> {
+    const result = await this.inner.streamRead(stream, options);
+    return { ...result, messages: result.messages.map((m) => ({ ...m, message: this.open(m.message) })) };
+  }
+
+  // Everything else carries no payload.
+  declareQueue(...a: Parameters<Storage['declareQueue']>) { return this.inner.declareQueue(...a); }
+  deleteQueue(name: string) { return this.inner.deleteQueue(name); }
+  listQueues() { return this.inner.listQueues(); }
+  getQueue(name: string) { return this.inner.getQueue(name); }
+  purgeQueue(name: string) { return this.inner.purgeQueue(name); }
+  stats(name: string) { return this.inner.stats(name); }
+  ack(...a: Parameters<Storage['ack']>) { return this.inner.ack(...a); }
+  nack(...a: Parameters<Storage['nack']>) { return this.inner.nack(...a); }
+  touch(...a: Parameters<Storage['touch']>) { return this.inner.touch(...a); }
+  releaseConsumer(consumerId: string) { return this.inner.releaseConsumer(consumerId); }
+  tick() { return this.inner.tick(); }
+  replayDeadLetters(...a: Parameters<Storage['replayDeadLetters']>) { return this.inner.replayDeadLetters(...a); }
+  purgeDeadLetters(...a: Parameters<Storage['purgeDeadLetters']>) { return this.inner.purgeDeadLetters(...a); }
+  declareStream(...a: Parameters<Storage['declareStream']>) { return this.inner.declareStream(...a); }
+  deleteStream(name: string) { return this.inner.deleteStream(name); }
+  listStreams() { return this.inner.listStreams(); }
+  getStream(name: string) { return this.inner.getStream(name); }
+  setReaderPosition(...a: Parameters<Storage['setReaderPosition']>) { return this.inner.setReaderPosition(...a); }
+  getReaderPosition(...a: Parameters<Storage['getReaderPosition']>) { return this.inner.getReaderPosition(...a); }
+  deleteReader(...a: Parameters<Storage['deleteReader']>) { return this.inner.deleteReader(...a); }
+  compact() { return this.inner.compact(); }
+  close() { return this.inner.close(); }
+
+  private sealInput(message: MessageInput): MessageInput {
+    if (!this.options.encrypt) return message;
+    const { id, key } = this.keys.current;
+    if (!this.checked.has(id)) this.recordKey(id, key);
+    return { ...message, payload: seal(message.payload, id, key) };
+  }
+
+  /** Adds `id` to the data directory's key list before the first record sealed with it is written. */
+  private recordKey(id: string, key: Buffer): void {
+    this.checked.add(id);
+    const dir = this.options.dataDir;
+    if (!dir) return;
+    const file = join(dir, CHECK_FILE);
+    let listed: Record<string, string> = {};
+    if (existsSync(file)) listed = (JSON.parse(readFileSync(file, 'utf8')) as { keys: Record<string, string> }).keys;
+    listed[id] = Buffer.from(seal(Buffer.from(CHECK_TEXT, 'utf8'), id, key)).toString('base64');
+    const tmp = `${file}.tmp`;
+    writeFileSync(tmp, JSON.stringify({ format: 1, keys: listed }, null, 2) + '\n', { mode: 0o600 });
+    renameSync(tmp, file);
+  }
+
+  private open(message: Message): Message {
+    if (!isSealed(message.payload)) return message;
+    const keyId = sealedKeyId(message.payload);
+    let key = this.keys.get(keyId);
+    if (!key) {
+      // Perhaps rotated in by another node or the CLI since we last looked.
+      this.keys.reload();
+      key = this.keys.get(keyId);
+    }
+    if (!key) {
+      throw new MessagingError(
+        'STORAGE_FAILURE',
+        `message ${message.id} was encrypted with key "${keyId}", which is not in the key store`,
+      );
+    }
+    try {
+      return { ...message, payload: unseal(message.payload, key) };
+    } catch {
+      throw new MessagingError(
+        'STORAGE_FAILURE',
+        `message ${message.id} does not decrypt with key "${keyId}": wrong key or corrupted data`,
+      );
+    }
+  }
+}

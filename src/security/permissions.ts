@@ -1,0 +1,202 @@
+/**
+ * What an authenticated client may do, and the one place that decides it.
+ *
+ * A token's `permissions` claim lists it: `{"publish": [patterns], "subscribe": [patterns],
+ * "queues": [names], "streams": [names], "tasks": [names]}`. A token without the claim may do everything
+ * (as a NATS user without permissions may); a token with the claim may do only what it lists, so a
+ * category missing from the claim allows nothing of that kind. See docs/security.md.
+ *
+ * Feature code calls `authorize(identity, 'tasks', name)` (or `'queues'`, `'streams'`) before acting on a
+ * named resource; it throws PERMISSION_DENIED, which the front doors answer, audit and survive.
+ */
+import { isValidPattern, matchesPattern } from '../core/topic.ts';
+import { MessagingError } from '../protocol/errors.ts';
+
+export const RESOURCE_KINDS = ['queues', 'streams', 'tasks'] as const;
+export type ResourceKind = (typeof RESOURCE_KINDS)[number];
+
+/** The `permissions` claim, validated. */
+export interface Permissions {
+  publish?: readonly string[];
+  subscribe?: readonly string[];
+  queues?: readonly string[];
+  streams?: readonly string[];
+  tasks?: readonly string[];
+}
+
+const CLAIM_KEYS = ['publish', 'subscribe', ...RESOURCE_KINDS] as const;
+
+/** How the identity proved itself; `anonymous` when authentication is off. */
+export type AuthMethod = 'anonymous' | 'jwt' | 'api_key';
+
+/**
+ * Who is acting: the token's subject and permissions, and where the connection comes from. One per
+ * connection (native, WebSocket) or per REST request. Matching results are cached here because a
+ * publisher sends the same few topics over and over.
+ */
+export class Identity {
+  private publishCache: Map<string, boolean> | undefined;
+
+  constructor(
+    /** `sub` of the token, `api-key` for the API key, `anonymous` without authentication. */
+    readonly subject: string,
+    readonly method: AuthMethod,
+    /** undefined: unrestricted (no claim, API key, or authentication off). */
+    readonly permissions: Permissions | undefined,
+    /** Epoch ms after which the credentials are no longer valid; undefined: never. */
+    readonly expiresAt: number | undefined,
+    /** Client IP address (without port). */
+    readonly address: string,
+  ) {}
+
+  static anonymous(address: string): Identity {
+    return new Identity('anonymous', 'anonymous', undefined, undefined, address);
+  }
+
+  get restricted(): boolean {
+    return this.permissions !== undefined;
+  }
+
+  /** The key rate limits are counted under: the subject once known, the address before that. */
+  get rateKey(): string {
+    return this.method === 'anonymous' ? `addr:${this.address}` : `sub:${this.subject}`;
+  }
+
+  canPublish(topic: string): boolean {
+    const p = this.permissions;
+    if (!p) return true;
+    // Replies go to the requester's private inbox, whose name the responder only learns from the request.
+    if (topic.startsWith('_INBOX.')) return true;
+    const cache = (this.publishCache ??= new Map());
+    let allowed = cache.get(topic);
+    if (allowed === undefined) {
+      allowed = (p.publish ?? []).some((pattern) => matchesPattern(pattern, topic));
+      // Bounded: a client publishing to endless distinct topics must not grow this without limit.
+      if (cache.size >= 4096) cache.clear();
+      cache.set(topic, allowed);
+    }
+    return allowed;
+  }
+
+  canSubscribe(pattern: string): boolean {
+    const p = this.permissions;
+    if (!p) return true;
+    if (isPrivateInbox(pattern)) return true;
+    return (p.subscribe ?? []).some((allowed) => patternCovers(allowed, pattern));
+  }
+
+  canAccess(kind: ResourceKind, name: string): boolean {
+    const p = this.permissions;
+    if (!p) return true;
+    return (p[kind] ?? []).some((entry) => nameMatches(entry, name));
+  }
+}
+
+/**
+ * `_INBOX.<id>…` with a literal `<id>`: a requester's own reply inbox. `_INBOX.*` or `_INBOX.#` would
+ * read everybody's replies, so the second token must be literal; ids are random, so guessing is futile.
+ */
+export function isPrivateInbox(pattern: string): boolean {
+  if (!pattern.startsWith('_INBOX.')) return false;
+  const second = pattern.split('.', 2)[1];
+  return second !== undefined && second !== '' && second !== '*' && second !== '#';
+}
+
+/** Queue, stream and task names: exact, `*` for any, or a `prefix*` glob. */
+export function nameMatches(entry: string, name: string): boolean {
+  if (entry === '*' || entry === name) return true;
+  return entry.endsWith('*') && name.startsWith(entry.slice(0, -1));
+}
+
+/**
+ * Whether every topic matched by `requested` is also matched by `allowed` (pattern ⊆ pattern), with
+ * `*` = exactly one token and `#` = zero or more. Decided on token lists by dynamic programming over
+ * (i, j) positions, so it is O(|allowed| · |requested|) even with many `#`.
+ *
+ * The rules, with A = allowed[i…], R = requested[j…]:
+ * - A empty: R must be empty (a trailing `#` in R matches longer topics too).
+ * - A starts with `#`: it matches zero tokens (A[1…] ⊇ R), or absorbs R's first token, whatever it is —
+ *   a literal, `*` or even `#` (A ⊇ R[1…]).
+ * - R empty (A not): every remaining A token must be `#`.
+ * - R starts with `#` (A does not): R's `#` may stand for zero tokens (A ⊇ R[1…]) and for one or more;
+ *   only a `*` in A can take one arbitrary token, then A[1…] must still cover R. A literal cannot.
+ * - R starts with `*`: only `*` in A covers it. R starts with a literal: `*` or the same literal.
+ */
+export function patternCovers(allowed: string, requested: string): boolean {
+  const a = allowed.split('.');
+  const r = requested.split('.');
+  const memo = new Map<number, boolean>();
+  const width = r.length + 1;
+  const covers = (i: number, j: number): boolean => {
+    const key = i * width + j;
+    const known = memo.get(key);
+    if (known !== undefined) return known;
+    let result: boolean;
+    if (i === a.length) result = j === r.length;
+    else if (a[i] === '#') result = covers(i + 1, j) || (j < r.length && covers(i, j + 1));
+    else if (j === r.length) result = false;
+    else if (r[j] === '#') result = a[i] === '*' && covers(i, j + 1) && covers(i + 1, j);
+    else if (r[j] === '*') result = a[i] === '*' && covers(i + 1, j + 1);
+    else result = (a[i] === '*' || a[i] === r[j]) && covers(i + 1, j + 1);
+    memo.set(key, result);
+    return result;
+  };
+  return covers(0, 0);
+}
+
+/**
+ * Validates a `permissions` claim. Malformed claims are refused outright (AUTH_FAILED) rather than
+ * read leniently: a typo must never widen what a token allows. Unknown keys are ignored.
+ */
+export function parsePermissions(claim: unknown): Permissions | undefined {
+  if (claim === undefined || claim === null) return undefined;
+  if (typeof claim !== 'object' || Array.isArray(claim)) {
+    throw new MessagingError('AUTH_FAILED', 'the token\'s "permissions" claim must be an object');
+  }
+  const out: Permissions = {};
+  for (const key of CLAIM_KEYS) {
+    const value = (claim as Record<string, unknown>)[key];
+    if (value === undefined) continue;
+    if (!Array.isArray(value) || value.some((v) => typeof v !== 'string' || v === '') || value.length > 1000) {
+      throw new MessagingError(
+        'AUTH_FAILED',
+        `the token's permissions.${key} must be an array of non-empty strings`,
+      );
+    }
+    const list = value as string[];
+    if ((key === 'publish' || key === 'subscribe') && list.some((p) => !isValidPattern(p))) {
+      throw new MessagingError('AUTH_FAILED', `the token's permissions.${key} holds an invalid topic pattern`);
+    }
+    out[key] = Object.freeze([...list]);
+  }
+  return out;
+}
+
+function denied(identity: Identity, permission: string, resource: string, what: string): MessagingError {
+  return new MessagingError(
+    'PERMISSION_DENIED',
+    `"${identity.subject}" may not ${what} "${resource.slice(0, 255)}"`,
+    { details: { permission, resource: resource.slice(0, 255) } },
+  );
+}
+
+/**
+ * The one check feature code calls before acting on a named queue, stream or task. `identity` is
+ * `session.identity` (native, WebSocket) or `req.identity` (REST); undefined means security is off.
+ * Throws PERMISSION_DENIED with `details: {permission, resource}`.
+ */
+export function authorize(identity: Identity | undefined, kind: ResourceKind, name: string): void {
+  if (identity && !identity.canAccess(kind, name)) {
+    throw denied(identity, kind, name, `use ${kind.slice(0, -1)}`);
+  }
+}
+
+export function authorizePublish(identity: Identity | undefined, topic: string): void {
+  if (identity && !identity.canPublish(topic)) throw denied(identity, 'publish', topic, 'publish to');
+}
+
+export function authorizeSubscribe(identity: Identity | undefined, pattern: string): void {
+  if (identity && !identity.canSubscribe(pattern)) {
+    throw denied(identity, 'subscribe', pattern, 'subscribe to');
+  }
+}
