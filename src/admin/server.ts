@@ -36,6 +36,11 @@ export interface AdminServerOptions {
   /** Reported in `/health` (`"version": "1.0.0"`). */
   version: string;
   handle?: AdminHandler;
+  /**
+   * Checks every request that is not health, readiness or metrics (those stay open for probes and
+   * scrapers) before `handle` sees it: API_KEY (src/security). Returns false when it has answered.
+   */
+  guard?: (req: IncomingMessage, res: ServerResponse, url: URL) => boolean;
 }
 
 export interface AdminServer {
@@ -131,6 +136,7 @@ export async function startAdminServer(options: AdminServerOptions): Promise<Adm
   async function dispatch(req: IncomingMessage, res: ServerResponse, url: URL): Promise<void> {
     const route = routes.get(url.pathname);
     if (route === undefined) {
+      if (options.guard && !options.guard(req, res, url)) return;
       if (options.handle && (await options.handle(req, res, url))) return;
       sendError(res, 404, 'NOT_FOUND', `No route for ${url.pathname}`);
       return;

@@ -163,6 +163,14 @@ const auth = section('Client authentication (detailed form of [security] auth_ty
     },
   ),
   refresh_token_expiry: int(86400, 'Lifetime of refresh tokens in seconds.', { min: 1 }),
+  audience: str(
+    '',
+    '(ours) Required "aud" claim of client tokens, and the audience of tokens this server issues; empty accepts any.',
+  ),
+  issuer: str(
+    '',
+    '(ours) Required "iss" claim of client tokens, and the issuer of tokens this server issues; empty accepts any.',
+  ),
 });
 
 const rate_limit = section('Per-client rate limits (detailed form of [security] enable_rate_limiting).', {

@@ -115,7 +115,11 @@ export class DurableMessaging {
   private readonly streams = new Map<string, StreamRuntime>();
   private readonly queueRoutes: Router<string>;
   private readonly streamRoutes: Router<string>;
-  private readonly consumersById = new Map<string, Consumer>();
+  /**
+   * Push consumers by storage consumer id. One id (one connection's view of a queue) may have several
+   * push consumers; acks name the id, and the delivery is found in whichever consumer holds it.
+   */
+  private readonly consumersById = new Map<string, Set<Consumer>>();
   private readonly now: () => number;
   private tickTimer: NodeJS.Timeout | undefined;
   private tickAt = Infinity;
@@ -165,7 +169,7 @@ export class DurableMessaging {
     for (const entry of runtime.routes) this.queueRoutes.remove(entry);
     for (const consumer of runtime.consumers) {
       consumer.active = false;
-      this.consumersById.delete(consumer.id);
+      this.consumersById.get(consumer.id)?.delete(consumer);
     }
     this.queues.delete(name);
   }
@@ -230,38 +234,49 @@ export class DurableMessaging {
   // ----------------------------------------------------------------------------------------------------
   // Consumers
 
-  /** Starts pushing deliveries of `queue` to `handler`, at most `prefetch` unacknowledged at a time. */
-  consume(queue: string, consumerId: string, prefetch: number, handler: DeliveryHandler): void {
+  /**
+   * Starts pushing deliveries of `queue` to `handler`, at most `prefetch` unacknowledged at a time.
+   * Returns a function that stops it (its unacknowledged deliveries stay acknowledgeable until `release`).
+   */
+  consume(queue: string, consumerId: string, prefetch: number, handler: DeliveryHandler): () => void {
     const runtime = this.queues.get(queue);
     if (!runtime) throw new MessagingError('NOT_FOUND', `queue "${queue}" does not exist`);
     if (!Number.isInteger(prefetch) || prefetch < 1 || prefetch > 10_000) {
       throw new MessagingError('BAD_REQUEST', 'prefetch must be an integer from 1 to 10000');
     }
-    if (this.consumersById.has(consumerId))
-      throw new MessagingError('BAD_REQUEST', `consumer "${consumerId}" already exists`);
     const consumer = new Consumer(consumerId, queue, prefetch, handler);
     runtime.consumers.push(consumer);
-    this.consumersById.set(consumerId, consumer);
+    let set = this.consumersById.get(consumerId);
+    if (!set) this.consumersById.set(consumerId, (set = new Set()));
+    set.add(consumer);
     this.pump(queue);
+    return () => this.stopConsumer(consumer);
   }
 
-  /** Stops pushing to a consumer; its unacknowledged deliveries stay acknowledgeable until `release`. */
-  stopConsuming(consumerId: string): void {
-    const consumer = this.consumersById.get(consumerId);
-    if (!consumer) return;
+  private stopConsumer(consumer: Consumer): void {
     consumer.active = false;
     const runtime = this.queues.get(consumer.queue);
     if (runtime) runtime.consumers = runtime.consumers.filter((c) => c !== consumer);
   }
 
-  /** The consumer is gone for good (connection closed): its deliveries go back to their queues. */
+  /**
+   * Everything under `consumerId` is gone for good (connection closed): its push consumers stop and all
+   * its unacknowledged deliveries, pushed or pulled, go back to their queues.
+   */
   async release(consumerId: string): Promise<number> {
-    this.stopConsuming(consumerId);
-    const consumer = this.consumersById.get(consumerId);
+    const set = this.consumersById.get(consumerId);
     this.consumersById.delete(consumerId);
+    for (const consumer of set ?? []) this.stopConsumer(consumer);
     const returned = await this.storage.releaseConsumer(consumerId);
-    if (consumer) this.pump(consumer.queue);
+    for (const queue of new Set([...(set ?? [])].map((c) => c.queue))) this.pump(queue);
     return returned;
+  }
+
+  private holderOf(consumerId: string, deliveryId: string): Consumer | undefined {
+    const set = this.consumersById.get(consumerId);
+    if (!set) return undefined;
+    for (const consumer of set) if (consumer.inFlight.has(deliveryId)) return consumer;
+    return undefined;
   }
 
   /** Pull instead of push: takes up to `max` deliveries for a consumer that is not registered. */
@@ -280,7 +295,9 @@ export class DurableMessaging {
     const unknown: string[] = [];
     let other: unknown;
     // All at once, so the whole batch shares one journal write and fsync instead of one each.
-    const results = await Promise.allSettled(deliveryIds.map((id) => this.storage.ack(queue, consumerId, id)));
+    const results = await Promise.allSettled(
+      deliveryIds.map((id) => this.storage.ack(queue, consumerId, id)),
+    );
     results.forEach((result, i) => {
       const id = deliveryIds[i]!;
       if (result.status === 'fulfilled') {
@@ -317,13 +334,13 @@ export class DurableMessaging {
   }
 
   private settled(queue: string, consumerId: string, deliveryId: string, outcome: 'acked' | 'failed'): void {
-    const since = this.consumersById.get(consumerId)?.inFlight.get(deliveryId);
+    const since = this.holderOf(consumerId, deliveryId)?.inFlight.get(deliveryId);
     this.forget(consumerId, deliveryId);
     this.options.onSettled?.(queue, outcome, since === undefined ? 0 : this.now() - since);
   }
 
   private forget(consumerId: string, deliveryId: string): void {
-    this.consumersById.get(consumerId)?.inFlight.delete(deliveryId);
+    this.holderOf(consumerId, deliveryId)?.inFlight.delete(deliveryId);
   }
 
   /**
@@ -459,7 +476,7 @@ export class DurableMessaging {
   /** Storage redelivers a delivery after its ack timeout; stop counting it against the prefetch. */
   private expireTracked(): void {
     const now = this.now();
-    for (const consumer of this.consumersById.values()) {
+    for (const consumer of [...this.consumersById.values()].flatMap((set) => [...set])) {
       const timeout = this.queues.get(consumer.queue)?.spec.ack_timeout_ms ?? Infinity;
       let freed = false;
       for (const [id, at] of consumer.inFlight) {
@@ -575,6 +592,10 @@ function namesOf(match: { plain: readonly string[]; groups: readonly (readonly s
 
 /** A stored message as JSON for CMD answers and REST: the payload travels as base64. */
 export function storedMessageToJson(message: Message): Record<string, unknown> {
-  const { payload, ...rest } = message;
-  return { ...rest, payload_base64: Buffer.from(payload).toString('base64') };
+  // Same field names as MSG metadata on the wire: `traceparent` and `reply`.
+  const { payload, trace_id, reply_to, ...rest } = message;
+  const out: Record<string, unknown> = { ...rest, payload_base64: Buffer.from(payload).toString('base64') };
+  if (trace_id !== undefined) out.traceparent = trace_id;
+  if (reply_to !== undefined) out.reply = reply_to;
+  return out;
 }

@@ -69,6 +69,8 @@ export class AuditLog {
   private seq = 0;
   private buffer: string[] = [];
   private scheduled = false;
+  /** `config_sha256` of the last system_start found in the file when it was opened. */
+  lastConfigDigest: string | undefined;
 
   constructor(private readonly options: AuditOptions) {
     this.events = new Set(options.events);
@@ -146,6 +148,15 @@ export class AuditLog {
       }
       const lines = text.slice(0, -1).split('\n');
       const last = lines[lines.length - 1] ?? '';
+      for (let i = lines.length - 1; i >= 0 && this.lastConfigDigest === undefined; i--) {
+        if (!lines[i]!.includes('"event":"system_start"')) continue;
+        try {
+          const details = (JSON.parse(lines[i]!) as { details?: { config_sha256?: unknown } }).details;
+          if (typeof details?.config_sha256 === 'string') this.lastConfigDigest = details.config_sha256;
+        } catch {
+          // A damaged line tells us nothing; the verifier reports it.
+        }
+      }
       this.prev = sha256(last);
       try {
         const seq = (JSON.parse(last) as { seq?: unknown }).seq;

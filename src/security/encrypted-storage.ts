@@ -18,15 +18,7 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MessagingError } from '../protocol/errors.ts';
-import type {
-  AppendResult,
-  DeadLetter,
-  Delivery,
-  Message,
-  MessageInput,
-  Storage,
-  StreamReadResult,
-} from '../storage/types.ts';
+import type { DeadLetter, Delivery, Message, MessageInput, Storage, StreamReadResult } from '../storage/types.ts';
 import type { KeyStore } from './keystore.ts';
 
 const MAGIC = Buffer.from([0xe7, 0x4d, 0x53, 0x47, 0x45, 0x01]); // "\xe7MSGE" v1
@@ -77,6 +69,8 @@ export interface EncryptionOptions {
   encrypt: boolean;
   /** Directory of a file engine: where `encryption-keys.json` lives; absent for the memory engine. */
   dataDir?: string;
+  /** Called before each seal (the key-rotation check; it may change the current key). */
+  beforeSeal?: () => void;
 }
 
 /**
@@ -119,7 +113,12 @@ export function hasStoredKeys(dataDir: string): boolean {
   return existsSync(join(dataDir, CHECK_FILE));
 }
 
-export class EncryptedStorage implements Storage {
+/**
+ * The decorator. Only the methods that carry message payloads are overridden; every other method
+ * (including ones added to `Storage` later) is forwarded to the engine unchanged by a Proxy, so the
+ * decorator cannot fall behind the interface.
+ */
+export class EncryptedStorage {
   private readonly checked: Set<string>;
 
   constructor(
@@ -130,61 +129,39 @@ export class EncryptedStorage implements Storage {
     this.checked = options.dataDir ? checkStoredKeys(options.dataDir, keys) : new Set();
   }
 
-  get engine(): string {
-    return this.inner.engine;
+  /** The engine seen through the decorator. */
+  asStorage(): Storage {
+    const overrides: Partial<Storage> = {
+      // Writes: seal the payload.
+      append: (queues, message) => this.inner.append(queues, this.sealInput(message)),
+      publish: (targets, message) => this.inner.publish(targets, this.sealInput(message)),
+      streamAppend: (streams, message) => this.inner.streamAppend(streams, this.sealInput(message)),
+      // Reads: open it again.
+      take: async (queue, consumerId, max) =>
+        (await this.inner.take(queue, consumerId, max)).map((d: Delivery) => ({ ...d, message: this.open(d.message) })),
+      listDeadLetters: async (queue, options) =>
+        (await this.inner.listDeadLetters(queue, options)).map((d: DeadLetter) => ({
+          ...d,
+          message: this.open(d.message),
+        })),
+      streamRead: async (stream, options): Promise<StreamReadResult> => {
+        const result = await this.inner.streamRead(stream, options);
+        return { ...result, messages: result.messages.map((m) => ({ ...m, message: this.open(m.message) })) };
+      },
+    };
+    return new Proxy(this.inner, {
+      get(target, prop) {
+        const own = (overrides as Record<PropertyKey, unknown>)[prop];
+        if (own !== undefined) return own;
+        const value: unknown = Reflect.get(target, prop, target);
+        return typeof value === 'function' ? (value as (...a: unknown[]) => unknown).bind(target) : value;
+      },
+    });
   }
-
-  // Writes: seal the payload.
-  append(queues: string | readonly string[], message: MessageInput): Promise<AppendResult> {
-    return this.inner.append(queues, this.sealInput(message));
-  }
-  publish(targets: { queues?: readonly string[]; streams?: readonly string[] }, message: MessageInput): Promise<AppendResult> {
-    return this.inner.publish(targets, this.sealInput(message));
-  }
-  streamAppend(streams: string | readonly string[], message: MessageInput): Promise<AppendResult> {
-    return this.inner.streamAppend(streams, this.sealInput(message));
-  }
-
-  // Reads: open it again.
-  async take(queue: string, consumerId: string, max: number): Promise<Delivery[]> {
-    const deliveries = await this.inner.take(queue, consumerId, max);
-    return deliveries.map((d) => ({ ...d, message: this.open(d.message) }));
-  }
-  async listDeadLetters(queue: string, options?: { limit?: number; offset?: number }): Promise<DeadLetter[]> {
-    const dead = await this.inner.listDeadLetters(queue, options);
-    return dead.map((d) => ({ ...d, message: this.open(d.message) }));
-  }
-  async streamRead(stream: string, options: Parameters<Storage['streamRead']>[1]): Promise<StreamReadResult> {
-    const result = await this.inner.streamRead(stream, options);
-    return { ...result, messages: result.messages.map((m) => ({ ...m, message: this.open(m.message) })) };
-  }
-
-  // Everything else carries no payload.
-  declareQueue(...a: Parameters<Storage['declareQueue']>) { return this.inner.declareQueue(...a); }
-  deleteQueue(name: string) { return this.inner.deleteQueue(name); }
-  listQueues() { return this.inner.listQueues(); }
-  getQueue(name: string) { return this.inner.getQueue(name); }
-  purgeQueue(name: string) { return this.inner.purgeQueue(name); }
-  stats(name: string) { return this.inner.stats(name); }
-  ack(...a: Parameters<Storage['ack']>) { return this.inner.ack(...a); }
-  nack(...a: Parameters<Storage['nack']>) { return this.inner.nack(...a); }
-  touch(...a: Parameters<Storage['touch']>) { return this.inner.touch(...a); }
-  releaseConsumer(consumerId: string) { return this.inner.releaseConsumer(consumerId); }
-  tick() { return this.inner.tick(); }
-  replayDeadLetters(...a: Parameters<Storage['replayDeadLetters']>) { return this.inner.replayDeadLetters(...a); }
-  purgeDeadLetters(...a: Parameters<Storage['purgeDeadLetters']>) { return this.inner.purgeDeadLetters(...a); }
-  declareStream(...a: Parameters<Storage['declareStream']>) { return this.inner.declareStream(...a); }
-  deleteStream(name: string) { return this.inner.deleteStream(name); }
-  listStreams() { return this.inner.listStreams(); }
-  getStream(name: string) { return this.inner.getStream(name); }
-  setReaderPosition(...a: Parameters<Storage['setReaderPosition']>) { return this.inner.setReaderPosition(...a); }
-  getReaderPosition(...a: Parameters<Storage['getReaderPosition']>) { return this.inner.getReaderPosition(...a); }
-  deleteReader(...a: Parameters<Storage['deleteReader']>) { return this.inner.deleteReader(...a); }
-  compact() { return this.inner.compact(); }
-  close() { return this.inner.close(); }
 
   private sealInput(message: MessageInput): MessageInput {
     if (!this.options.encrypt) return message;
+    this.options.beforeSeal?.();
     const { id, key } = this.keys.current;
     if (!this.checked.has(id)) this.recordKey(id, key);
     return { ...message, payload: seal(message.payload, id, key) };

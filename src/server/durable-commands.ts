@@ -127,6 +127,20 @@ export function registerDurableCommands(
   durable: DurableMessaging,
 ): void {
   const storage = durable.storage;
+  /** When the connection ends, every delivery it holds on that queue (pushed or pulled) goes back. */
+  const holdUntilClose = (session: Session, consumerId: string): void => {
+    session.onClose(consumerId, () => void durable.release(consumerId).catch(() => {}));
+  };
+  /** A durable reader that never saved a position starts at the earliest message. */
+  const resolveStart = async (stream: string, from: unknown): Promise<StreamStart> => {
+    const start = streamStart(from);
+    if (typeof start === 'object' && 'reader' in start) {
+      if ((await storage.getReaderPosition(stream, start.reader)) === undefined) return 'earliest';
+    }
+    return start;
+  };
+  const readerOf = (a: Args): string | undefined =>
+    typeof a.reader === 'string' && a.reader ? a.reader : undefined;
   const ops: Record<string, CommandHandler> = {
     'queue.declare': (_s, a) => durable.declareQueue(queueSpecFromArgs(a)),
     'queue.delete': async (_s, a) => (await durable.deleteQueue(str(a, 'name')), {}),
@@ -141,7 +155,8 @@ export function registerDurableCommands(
       const sid = session.claimSid(a.sid);
       const prefetch = optInt(a, 'prefetch', 1, 10_000) ?? 10;
       const consumerId = consumerIdOf(session, queue);
-      durable.consume(queue, consumerId, prefetch, (delivery) => {
+      holdUntilClose(session, consumerId);
+      const stop = durable.consume(queue, consumerId, prefetch, (delivery) => {
         session.send(
           encodeStored(sid, delivery.message, {
             queue,
@@ -150,17 +165,16 @@ export function registerDurableCommands(
           }),
         );
       });
-      session.addResource(sid, {
-        stop: () => durable.stopConsuming(consumerId),
-        release: () => void durable.release(consumerId).catch(() => {}),
-      });
+      session.addResource(sid, { stop, release: stop });
       return { sid, consumer: consumerId };
     },
 
     'queue.pull': async (session, a) => {
       const queue = str(a, 'queue');
       const max = optInt(a, 'max', 1, 1000) ?? 1;
-      const deliveries = await durable.pull(queue, consumerIdOf(session, queue), max);
+      const consumerId = consumerIdOf(session, queue);
+      holdUntilClose(session, consumerId);
+      const deliveries = await durable.pull(queue, consumerId, max);
       return { messages: deliveries.map(deliveryToJson) };
     },
 
@@ -214,8 +228,9 @@ export function registerDurableCommands(
     'stream.info': (_s, a) => storage.getStream(str(a, 'name')),
     'stream.read': async (_s, a) => {
       const stream = str(a, 'stream');
+      const reader = readerOf(a);
       const result = await storage.streamRead(stream, {
-        from: streamStart(a.from),
+        from: await resolveStart(stream, a.from === undefined && reader ? { reader } : a.from),
         max: optInt(a, 'max', 0, 10_000) ?? 100,
       });
       if (typeof a.reader === 'string' && a.reader)
@@ -225,7 +240,9 @@ export function registerDurableCommands(
     'stream.subscribe': async (session, a) => {
       const stream = str(a, 'stream');
       const sid = session.claimSid(a.sid);
-      const follow = await durable.followStream(stream, streamStart(a.from), (name, item) => {
+      const reader = readerOf(a);
+      const from = await resolveStart(stream, a.from === undefined && reader ? { reader } : a.from);
+      const follow = await durable.followStream(stream, from, (name, item) => {
         session.send(encodeStored(sid, item.message, { stream: name, seq: item.seq }));
       });
       session.addResource(sid, { stop: follow.stop, release: follow.stop });

@@ -6,6 +6,8 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Broker, RoutedMessage } from '../core/broker.ts';
 import type { PubSubMessage, Subscriber } from '../core/pubsub.ts';
 import { MessagingError, ulidToString, type MessageMeta } from '../protocol/index.ts';
+import type { HttpGuard } from '../security/http-guard.ts';
+import type { Identity } from '../security/permissions.ts';
 
 export interface HttpRequest {
   method: string;
@@ -15,6 +17,8 @@ export interface HttpRequest {
   body: Record<string, unknown>;
   headers: IncomingMessage['headers'];
   remoteAddress: string;
+  /** Who sent it, set by the security guard; handlers call `authorize(req.identity, 'tasks', name)`. */
+  identity?: Identity;
 }
 
 export interface HttpReply {
@@ -33,6 +37,8 @@ interface Route {
 
 export class HttpApi {
   private readonly routes: Route[] = [];
+  /** Authentication, rate limits, authorization and audit for every route (src/security); unset = off. */
+  guard: Pick<HttpGuard, 'run'> | undefined;
 
   constructor(private readonly maxBodyBytes: number) {}
 
@@ -59,7 +65,7 @@ export class HttpApi {
       if (route.method !== req.method) continue;
       const body =
         req.method === 'GET' || req.method === 'DELETE' ? {} : await readJson(req, this.maxBodyBytes);
-      return route.handler({
+      const request: HttpRequest = {
         method: req.method,
         path: url.pathname,
         params,
@@ -67,7 +73,11 @@ export class HttpApi {
         body,
         headers: req.headers,
         remoteAddress: req.socket.remoteAddress ?? '?',
-      });
+      };
+      if (this.guard) {
+        return this.guard.run(request, `${route.method} /${route.parts.join('/')}`, () => route.handler(request));
+      }
+      return route.handler(request);
     }
     if (pathMatched)
       return {
@@ -134,6 +144,7 @@ export function sendError(res: ServerResponse, err: unknown): void {
   const headers: Record<string, string> = {};
   const retryAfter = error.details?.retry_after_ms;
   if (typeof retryAfter === 'number') headers['retry-after'] = String(Math.ceil(retryAfter / 1000));
+  if (error.httpStatus === 401) headers['www-authenticate'] = 'Bearer realm="messaging"';
   if (!res.headersSent) send(res, error.httpStatus, error.toWire(), headers);
   else res.destroy();
 }

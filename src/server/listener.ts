@@ -3,9 +3,15 @@
  * each connection decides (0x00 = a native frame's length prefix; an ASCII letter = an HTTP method).
  * It also owns connection accounting: max_connections, typed close reasons, and one shared heartbeat sweep
  * instead of a timer per connection.
+ *
+ * With TLS on, the first raw byte must be a TLS handshake record (0x16): the socket is handed to a
+ * non-listening `tls.Server`, and the first *decrypted* byte is sniffed exactly as above, so native,
+ * HTTPS and WSS share the port as before. A plaintext client on the TLS port is told so in its own
+ * protocol (an ERR frame or an HTTP 400) and closed.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer } from 'node:http';
 import { createServer as createNetServer, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket, type TlsOptions } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import type { Logger } from 'pino';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -23,6 +29,8 @@ export interface ListenerOptions {
   webSocketEnabled: boolean;
   /** Idle time after which an HTTP keep-alive connection is closed. */
   httpIdleTimeoutMs: number;
+  /** `tls.createServer` options (src/security/tls.ts); absent: plaintext. */
+  tls?: TlsOptions;
 }
 
 /** Hooks the server uses to feed metrics. */
@@ -37,6 +45,7 @@ export class MessagingListener {
   private readonly net: NetServer;
   private readonly http: HttpServer;
   private readonly wss: WebSocketServer;
+  private readonly tls: TlsServer | undefined;
   private readonly sessions = new Set<Session>();
   private readonly httpSockets = new Set<Socket>();
   /** Every accepted socket, so shutdown can destroy whatever outlives the drain deadline. */
@@ -58,11 +67,29 @@ export class MessagingListener {
         keepAliveTimeout: options.httpIdleTimeoutMs,
         headersTimeout: sessionContext.limits.handshakeTimeoutMs + 1000,
         requestTimeout: 60_000,
+        // The header/request timeouts are enforced by this sweep; the default (30 s) would let a
+        // slow-loris client hold a socket for far longer than connection_timeout_ms.
+        connectionsCheckingInterval: Math.min(1000, sessionContext.limits.handshakeTimeoutMs),
       },
       api.handle,
     );
     this.wss = new WebSocketServer({ noServer: true, maxPayload: sessionContext.limits.maxFrameBytes * 4 });
     this.http.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
+    if (options.tls) {
+      this.tls = createTlsServer(
+        // The TLS handshake gets the same deadline as the protocol handshake (slow-loris).
+        { ...options.tls, handshakeTimeout: sessionContext.limits.handshakeTimeoutMs },
+        (socket) => this.secured(socket),
+      );
+      this.tls.on('tlsClientError', (err: NodeJS.ErrnoException, socket: TLSSocket) => {
+        this.logger.info(
+          { remote: socket.remoteAddress, code: err.code, reason: err.message.split('\n')[0] },
+          'refused TLS connection: handshake failed',
+        );
+        this.events.closed('tcp', err.code === 'ERR_TLS_HANDSHAKE_TIMEOUT' ? 'handshake_timeout' : 'handshake_failed');
+        socket.destroy();
+      });
+    }
   }
 
   get connectionCount(): number {
@@ -119,6 +146,81 @@ export class MessagingListener {
   private accept(socket: Socket): void {
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
+    if (this.tls) {
+      this.acceptTls(socket, this.tls);
+      return;
+    }
+    this.sniff(socket);
+  }
+
+  /** Hands a TLS client to the TLS server; refuses plaintext in the client's own protocol. */
+  private acceptTls(socket: Socket, tls: TlsServer): void {
+    socket.once('data', (first: Buffer) => {
+      socket.setTimeout(0);
+      if (!this.accepting) {
+        socket.destroy();
+        return;
+      }
+      const b = first[0]!;
+      if (b === 0x16) {
+        // A TLS record: put the byte back; the TLS socket reads what the raw socket has buffered.
+        socket.unshift(first);
+        tls.emit('connection', socket);
+        return;
+      }
+      this.logger.info(
+        { remote: socket.remoteAddress, first: b },
+        'refused plaintext connection on the TLS port: the client must use TLS (tls://, https://, wss://)',
+      );
+      const message = 'this port requires TLS: connect with tls://, https:// or wss://';
+      if (b === 0x00) socket.end(encodeError(0, new MessagingError('PROTOCOL_ERROR', message).toWire()));
+      else if (isAsciiLetter(b)) {
+        const body = JSON.stringify({ code: 'PROTOCOL_ERROR', message });
+        socket.end(
+          `HTTP/1.1 400 Bad Request\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+        );
+      } else socket.destroy();
+      this.events.closed('tcp', 'protocol_error');
+    });
+    socket.on('error', (err) => this.logger.debug({ err: err.message }, 'socket error'));
+    socket.setTimeout(this.sessionContext.limits.handshakeTimeoutMs, () => {
+      this.events.closed('tcp', 'handshake_timeout');
+      socket.destroy();
+    });
+  }
+
+  /**
+   * A TLS handshake completed. With verify_client, a client whose certificate did not verify is told
+   * why (AUTH_FAILED in its protocol) and closed; the reason is logged.
+   */
+  private secured(socket: TLSSocket): void {
+    const requested = this.options.tls?.requestCert === true;
+    if (requested && !socket.authorized) {
+      const reason = String(socket.authorizationError ?? 'no client certificate');
+      this.logger.info(
+        { remote: socket.remoteAddress, reason },
+        'refused TLS connection: the client certificate did not verify against ca_file',
+      );
+      const error = new MessagingError('AUTH_FAILED', `TLS client certificate refused: ${reason}`);
+      socket.once('data', (first: Buffer) => {
+        if (first[0] === 0x00) socket.end(encodeError(0, error.toWire()));
+        else if (isAsciiLetter(first[0]!)) {
+          const body = JSON.stringify(error.toWire());
+          socket.end(
+            `HTTP/1.1 401 Unauthorized\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+          );
+        } else socket.destroy();
+      });
+      socket.on('error', () => {});
+      socket.setTimeout(this.sessionContext.limits.handshakeTimeoutMs, () => socket.destroy());
+      this.events.closed('tcp', 'auth_failed');
+      return;
+    }
+    this.sniff(socket);
+  }
+
+  /** Reads the first (decrypted) byte and picks the protocol. */
+  private sniff(socket: Socket): void {
     let sniffed = false;
     socket.once('data', (first: Buffer) => {
       sniffed = true;

@@ -10,6 +10,7 @@ import { createStorage } from '../storage/index.ts';
 import { MessagingError } from '../protocol/index.ts';
 import { registerDurableCommands } from './durable-commands.ts';
 import { registerDurableRoutes } from './durable-routes.ts';
+import { registerTaskService } from '../tasks/index.ts';
 import { FRAME_OVERHEAD_ALLOWANCE } from '../protocol/index.ts';
 import { startAdminServer, type AdminServer } from '../admin/server.ts';
 import { createLogger } from '../observability/logger.ts';
@@ -65,6 +66,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const api = new HttpApi(maxPayloadBytes * 2 + FRAME_OVERHEAD_ALLOWANCE);
   registerPubSubRoutes(api, broker);
   registerDurableRoutes(api, broker, durable);
+  const tasks = await registerTaskService({
+    commands,
+    api,
+    broker,
+    storage: durable.storage,
+    metrics,
+    logger: logger.child({ module: 'tasks' }),
+  });
 
   const listener = new MessagingListener(
     {
@@ -151,6 +160,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         await listener.closeAll(deadlineMs);
         await stopped;
         await admin?.close();
+        tasks.close();
         await durable.close();
         log.info('shutdown complete');
       })();

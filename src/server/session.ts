@@ -25,6 +25,9 @@ import {
   type Frame,
   type PubFrame,
 } from '../protocol/index.ts';
+import type { Identity } from '../security/permissions.ts';
+import type { Security } from '../security/security.ts';
+import type { SessionGuard } from '../security/session-guard.ts';
 import { OutboundBuffer } from './outbound.ts';
 import type { ServerTransport } from './transport.ts';
 
@@ -39,6 +42,8 @@ export type CloseReason =
   | 'heartbeat_timeout'
   | 'max_connections'
   | 'auth_failed'
+  | 'auth_expired'
+  | 'rate_limited'
   | 'transport_error';
 
 export interface SessionLimits {
@@ -68,6 +73,8 @@ export interface SessionContext {
   serverVersion: string;
   /** CMD operations by name; later features (queues, streams, tasks) register here. */
   commands: ReadonlyMap<string, CommandHandler>;
+  /** Authentication, authorization, rate limits and audit (src/security); absent = all off. */
+  security?: Pick<Security, 'forSession'>;
   onClose(session: Session, reason: CloseReason): void;
 }
 
@@ -98,6 +105,7 @@ export class Session {
    * and how to let go of them when the connection ends.
    */
   private readonly resources = new Map<number, { stop(): void; release(): void }>();
+  private readonly closeHooks = new Map<string, () => void>();
   private readonly out = new OutboundBuffer();
   private flushScheduled = false;
   private closed = false;
@@ -105,12 +113,18 @@ export class Session {
   private heardSinceSweep = true;
   private missedBeats = 0;
   clientName = '';
+  /** Security for this connection; undefined when every security feature is off (nothing to check). */
+  private readonly guard: SessionGuard | undefined;
+  /** Frames that arrived while HELLO's credentials were being checked, replayed once they pass. */
+  private held: Frame[] | undefined;
+  private heldBytes = 0;
 
   constructor(
     readonly id: number,
     readonly transport: ServerTransport,
     private readonly ctx: SessionContext,
   ) {
+    this.guard = ctx.security?.forSession(this);
     this.parser = new FrameParser(ctx.limits.maxFrameBytes, (frame) => this.onFrame(frame));
     this.handshakeTimer = setTimeout(() => {
       this.fail(
@@ -129,6 +143,11 @@ export class Session {
 
   get subscriptionCount(): number {
     return this.subs.size;
+  }
+
+  /** Who is on this connection, for `authorize(session.identity, 'tasks', name)`; undefined: security off. */
+  get identity(): Identity | undefined {
+    return this.guard?.identity;
   }
 
   /** Bytes from the transport. Protocol errors are answered and close this connection only. */
@@ -275,10 +294,19 @@ export class Session {
 
   private releaseAll(): void {
     clearTimeout(this.handshakeTimer);
+    this.guard?.close();
+    this.held = undefined;
     for (const sub of this.subs.values()) sub.subscription?.unsubscribe();
     this.subs.clear();
     for (const resource of this.resources.values()) resource.release();
     this.resources.clear();
+    for (const release of this.closeHooks.values()) release();
+    this.closeHooks.clear();
+  }
+
+  /** Runs `release` once when the connection ends; a second call with the same key is ignored. */
+  onClose(key: string, release: () => void): void {
+    if (!this.closeHooks.has(key)) this.closeHooks.set(key, release);
   }
 
   private readonly flush = (): void => {
@@ -316,6 +344,10 @@ export class Session {
 
   private onFrame(frame: Frame): void {
     this.ctx.counters.framesReceived++;
+    if (this.held) {
+      this.hold(frame);
+      return;
+    }
     if (!this.handshakeDone) {
       if (frame.type !== FrameType.HELLO) {
         throw new MessagingError(
@@ -325,6 +357,13 @@ export class Session {
       }
       this.hello(frame);
       return;
+    }
+    if (this.guard && frame.type !== FrameType.PING && frame.type !== FrameType.PONG) {
+      const refused = this.guard.admit();
+      if (refused) {
+        this.sendError('reqId' in frame ? frame.reqId : 0, refused);
+        return;
+      }
     }
     switch (frame.type) {
       case FrameType.PUB:
@@ -365,9 +404,64 @@ export class Session {
       );
     }
     if (typeof frame.body.client === 'string') this.clientName = frame.body.client.slice(0, 128);
+    const checking = this.guard?.authenticate(frame.body);
+    if (checking) {
+      // Frames pipelined behind HELLO wait until the credentials are checked, then run in order.
+      this.held = [];
+      checking.then(
+        () => {
+          const held = this.held ?? [];
+          this.held = undefined;
+          this.heldBytes = 0;
+          if (this.closed) return;
+          this.welcome(frame.reqId, version);
+          for (const f of held) {
+            if (this.closed) return;
+            try {
+              this.onFrame(f);
+            } catch (err) {
+              this.answerError(0, err);
+            }
+          }
+        },
+        (err: unknown) => {
+          const error =
+            err instanceof MessagingError ? err : new MessagingError('AUTH_FAILED', 'authentication failed');
+          this.fail(error, error.code === 'RATE_LIMITED' ? 'rate_limited' : 'auth_failed');
+        },
+      );
+      return;
+    }
+    this.welcome(frame.reqId, version);
+  }
+
+  /** Keeps a frame received during authentication (copied: its bytes may be views of a reused chunk). */
+  private hold(frame: Frame): void {
+    let size = 16;
+    if (frame.type === FrameType.PUB || frame.type === FrameType.MSG) {
+      size += frame.payload.length + (frame.rest?.length ?? 0);
+      frame = {
+        ...frame,
+        payload: frame.payload.slice(),
+        msgId: frame.msgId?.slice(),
+        ...(frame.rest ? { rest: frame.rest.slice() } : {}),
+      } as Frame;
+    }
+    this.heldBytes += size;
+    if (this.heldBytes > this.ctx.limits.maxPendingBytes) {
+      this.fail(
+        new MessagingError('PROTOCOL_ERROR', 'too many bytes sent before the handshake completed'),
+        'protocol_error',
+      );
+      return;
+    }
+    this.held!.push(frame);
+  }
+
+  private welcome(reqId: number, version: number): void {
     this.handshakeDone = true;
     this.send(
-      encodeControl(FrameType.WELCOME, frame.reqId, {
+      encodeControl(FrameType.WELCOME, reqId, {
         version: Math.min(version, PROTOCOL_VERSION),
         server: 'messaging-system',
         server_version: this.ctx.serverVersion,
@@ -392,6 +486,7 @@ export class Session {
       };
       const broker = this.ctx.broker;
       const direct = frame.meta?.queue;
+      this.guard?.checkPublish(frame.topic, typeof direct === 'string' ? direct : undefined);
       const result =
         typeof direct === 'string'
           ? broker.publishToQueue(direct, input)
@@ -438,7 +533,7 @@ export class Session {
     if (typeof op !== 'string') throw new MessagingError('BAD_REQUEST', 'CMD needs a string "op"');
     const handler = this.ctx.commands.get(op);
     if (!handler) throw new MessagingError('UNKNOWN_COMMAND', `unknown command "${op.slice(0, 64)}"`);
-    return handler(this, body);
+    return this.guard ? this.guard.command(op, body, () => handler(this, body)) : handler(this, body);
   }
 
   private subscribe(body: Record<string, unknown>): object {
@@ -453,6 +548,7 @@ export class Session {
     }
     if (this.subs.has(sid))
       throw new MessagingError('INVALID_SUBSCRIPTION', `sid ${sid} is already in use on this connection`);
+    this.guard?.checkSubscribe(pattern);
     const subscriber = new SessionSubscriber(this, nextSubscriberId++, sid);
     subscriber.subscription = this.ctx.broker.subscribe(pattern, subscriber, queue);
     this.subs.set(sid, subscriber);
@@ -464,6 +560,7 @@ export class Session {
     const resource = typeof sid === 'number' ? this.resources.get(sid) : undefined;
     if (resource) {
       resource.stop();
+      this.resources.delete(sid as number); // the sid may be used again
       return { sid };
     }
     const sub = typeof sid === 'number' ? this.subs.get(sid) : undefined;
@@ -491,6 +588,7 @@ export class Session {
         this.fail(err, 'protocol_error');
         return;
       }
+      if (err.code === 'PERMISSION_DENIED') this.guard?.denied(err);
       this.sendError(reqId, err);
       return;
     }

@@ -214,10 +214,16 @@ describe('messaging pub / sub', () => {
     assert.equal(r.code, 0, r.stderr);
   });
 
-  it('pub --confirm exits 0 when every message is confirmed and 1 when not', async () => {
-    const ok = await run(withServer(['pub', topic('c'), 'x', '--count', '2', '--confirm']));
+  it('pub --confirm exits 0 only when every message was stored durably', async () => {
+    const bound = topic('c');
+    const add = await run(withServer(['queue', 'add', `q-${bound.replace(/\./g, '-')}`, '--bind', bound]));
+    assert.equal(add.code, 0, add.stderr);
+    const ok = await run(withServer(['pub', bound, 'x', '--count', '2', '--confirm']));
     assert.equal(ok.code, 0, ok.stderr);
     assert.match(ok.stderr, /published 2 messages to .* \(all confirmed\)/);
+    const unbound = await run(withServer(['pub', topic('nobody'), 'x', '--confirm']));
+    assert.equal(unbound.code, 1, 'a message no queue or stream stored was not confirmed durable');
+    assert.match(unbound.stderr, /not stored: no queue or stream is bound/);
     const bad = await run(withServer(['pub', 'bad..topic', 'x', '--confirm']));
     assert.equal(bad.code, 1);
     assert.match(bad.stderr, /^error: 1 of 1 message to bad\.\.topic not confirmed: .*INVALID_TOPIC/m);

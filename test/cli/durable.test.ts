@@ -280,8 +280,9 @@ describe('messaging pub (durable)', () => {
         `published 2 messages to ${q}\\.x \\(all confirmed\\); stored in queue ${q} and stream ${s}`,
       ),
     );
-    const none = await ok(['pub', `${q}-unbound.x`, 'x', '--confirm']);
-    assert.match(none.stderr, /\(all confirmed\); no queue or stream is bound to .*, so nothing was stored/);
+    const none = await run(['pub', `${q}-unbound.x`, 'x', '--confirm']);
+    assert.equal(none.code, 1, 'nothing durable stored it, so it was not confirmed durable');
+    assert.match(none.stderr, /not stored: no queue or stream is bound to/);
   });
 
   it('--queue publishes directly (confirmed) with priority, ttl and delay', async () => {

@@ -551,7 +551,13 @@ describe('streams', () => {
     await c.streams.declare({ name: s, bindings: [`${s}.#`] });
     for (let i = 1; i <= 5; i++) await c.publish(`${s}.e`, `m${i}`, { confirm: true });
     assert.equal(await c.streams.readerPosition(s, 'r1'), undefined);
-    await assert.rejects(c.streams.read(s, { reader: 'r1' }), NotFoundError);
+    // A reader that never saved a position starts at the earliest message (like a new durable consumer).
+    const fresh = await c.streams.read(s, { reader: 'r0', max: 1 });
+    assert.deepEqual(
+      fresh.messages.map((m) => m.seq),
+      [1],
+    );
+    assert.equal(await c.streams.readerPosition(s, 'r0'), 2);
     const first = await c.streams.read(s, { from: 'earliest', reader: 'r1', max: 2 });
     assert.deepEqual(
       first.messages.map((m) => m.seq),
@@ -570,7 +576,7 @@ describe('streams', () => {
       third.messages.map((m) => m.seq),
       [2, 3, 4, 5],
     );
-    assert.deepEqual((await c2.streams.info(s)).readers, { r1: 6 });
+    assert.deepEqual((await c2.streams.info(s)).readers, { r0: 2, r1: 6 });
   });
 
   it('follows a stream live: replays from a position, then new messages, with their seq', async () => {

@@ -63,6 +63,8 @@ const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' 
 /** Outcome of `publishConfirmedMany`: the failures, and where the confirmed messages were stored. */
 interface ConfirmSummary {
   failures: unknown[];
+  /** Confirmed, but no queue or stream was bound to the topic: delivered to subscribers only. */
+  unstored: number;
   queues: Set<string>;
   streams: Set<string>;
 }
@@ -73,13 +75,15 @@ async function publishConfirmedMany(
   publishOne: () => Promise<PublishAck>,
 ): Promise<ConfirmSummary> {
   const window = 256;
-  const summary: ConfirmSummary = { failures: [], queues: new Set(), streams: new Set() };
+  const summary: ConfirmSummary = { failures: [], unstored: 0, queues: new Set(), streams: new Set() };
   const inflight = new Set<Promise<void>>();
   for (let i = 0; i < count; i++) {
     const p: Promise<void> = publishOne()
       .then((ack) => {
+        const streams = Object.keys(ack.streams ?? {});
+        if ((ack.queues ?? []).length === 0 && streams.length === 0) summary.unstored++;
         for (const q of ack.queues ?? []) summary.queues.add(q);
-        for (const s of Object.keys(ack.streams ?? {})) summary.streams.add(s);
+        for (const s of streams) summary.streams.add(s);
       })
       .catch((err: unknown) => void summary.failures.push(err))
       .finally(() => inflight.delete(p));
@@ -137,6 +141,13 @@ async function runPub(topic: string, data: string, opts: PubOptions): Promise<vo
         throw new CliError(
           `${summary.failures.length} of ${plural(count, 'message')} to ${target} not confirmed: ${first.message}`,
           first.exitCode,
+        );
+      }
+      if (queue === undefined && summary.unstored > 0) {
+        // --confirm promises durability: a message only subscribers saw was not confirmed durable.
+        throw new CliError(
+          `${summary.unstored} of ${plural(count, 'message')} to ${topic} not stored: no queue or stream is bound to it — bind one with: messaging queue add NAME --bind '${topic}'`,
+          1,
         );
       }
       note(

@@ -1,0 +1,226 @@
+/**
+ * CMD operations for tasks, workers and schedules (docs/tasks.md, "Protocol"). Argument checking lives
+ * here; semantics live in `TaskService` and the storage.
+ *
+ * Workers: `task.worker` opens a consumer on a sid; the server then sends MSG frames on that sid —
+ * topic `_tasks.assign` with `{"tasks": [record…]}` (claimed for this worker, running under its lock) and
+ * `_tasks.abort` with `{"ids": […], "reason"}` (cancelled: abort the handler). The worker answers with
+ * `task.settle`, `task.heartbeat`, `task.progress` and `task.release`, batched.
+ */
+import { encodeMsg, MessagingError, utf8Encode } from '../protocol/index.ts';
+import type { CommandHandler, Session } from '../server/session.ts';
+import { TASK_STATES, type ClaimTarget, type TaskFilter, type TaskKind, type TaskRecord, type TaskState } from '../storage/task-types.ts';
+import type { FailureReport } from './model.ts';
+import type { SettleItem, TaskService } from './service.ts';
+import { workflowFromArgs } from './workflows.ts';
+
+type Args = Record<string, unknown>;
+
+const MAX_MS = 10 * 365 * 24 * 3600_000;
+/** Assignment frames stay well under any client's frame limit; a bigger batch is split. */
+const MAX_ASSIGN_BYTES = 256 * 1024;
+
+export function str(a: Args, key: string): string {
+  const v = a[key];
+  if (typeof v !== 'string' || v.length === 0)
+    throw new MessagingError('BAD_REQUEST', `"${key}" must be a non-empty string`);
+  return v;
+}
+
+export function optInt(a: Args, key: string, min: number, max: number): number | undefined {
+  const v = a[key];
+  if (v === undefined || v === null) return undefined;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max)
+    throw new MessagingError('BAD_REQUEST', `"${key}" must be an integer from ${min} to ${max}`);
+  return v;
+}
+
+function list(a: Args, key: string): Args[] {
+  const v = a[key];
+  if (!Array.isArray(v) || v.some((x) => !x || typeof x !== 'object'))
+    throw new MessagingError('BAD_REQUEST', `"${key}" must be an array of objects`);
+  return v as Args[];
+}
+
+function strings(v: unknown, what: string): string[] | undefined {
+  if (v === undefined || v === null) return undefined;
+  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x.length === 0))
+    throw new MessagingError('BAD_REQUEST', `${what} must be an array of non-empty strings`);
+  return v as string[];
+}
+
+export function filterFrom(a: Args | URLSearchParams): TaskFilter {
+  const get = (k: string): unknown => (a instanceof URLSearchParams ? (a.get(k) ?? undefined) : a[k]);
+  const f: TaskFilter = {};
+  const state = get('state');
+  if (state !== undefined) {
+    if (!TASK_STATES.includes(state as TaskState))
+      throw new MessagingError('BAD_REQUEST', `"state" must be one of ${TASK_STATES.join(', ')}`);
+    f.state = state as TaskState;
+  }
+  for (const k of ['queue', 'name', 'tag'] as const) {
+    const v = get(k);
+    if (typeof v === 'string' && v) f[k] = v;
+  }
+  const kind = get('kind');
+  if (kind === 'task' || kind === 'chain' || kind === 'group' || kind === 'chord') f.kind = kind as TaskKind;
+  const limit = get('limit');
+  if (limit !== undefined) {
+    const n = Number(limit);
+    if (!Number.isInteger(n) || n < 1 || n > 10_000)
+      throw new MessagingError('BAD_REQUEST', '"limit" must be an integer from 1 to 10000');
+    f.limit = n;
+  }
+  return f;
+}
+
+function targetsFrom(a: Args): ClaimTarget[] {
+  if (a.targets !== undefined) {
+    return list(a, 'targets').map((t) => {
+      const target: ClaimTarget = { queue: str(t, 'queue') };
+      const names = strings(t.names, '"names"');
+      const exclude = strings(t.exclude, '"exclude"');
+      if (names) target.names = names;
+      if (exclude?.length) target.exclude = exclude;
+      return target;
+    });
+  }
+  const queues = strings(a.queues, '"queues"') ?? ['default'];
+  return queues.map((queue) => ({ queue }));
+}
+
+function failureFrom(v: unknown): FailureReport {
+  const f = v && typeof v === 'object' ? (v as Args) : {};
+  const e = f.error && typeof f.error === 'object' ? (f.error as Args) : {};
+  const error: FailureReport['error'] = {
+    name: typeof e.name === 'string' && e.name ? e.name.slice(0, 256) : 'Error',
+    message: typeof e.message === 'string' ? e.message.slice(0, 8192) : 'the handler failed',
+  };
+  if (typeof e.stack === 'string') error.stack = e.stack.slice(0, 16_384);
+  const report: FailureReport = { error };
+  if (f.unrecoverable === true) report.unrecoverable = true;
+  if (typeof f.retry_in_ms === 'number' && Number.isFinite(f.retry_in_ms) && f.retry_in_ms >= 0)
+    report.retryInMs = Math.min(f.retry_in_ms, MAX_MS);
+  return report;
+}
+
+function settleItems(a: Args): SettleItem[] {
+  return list(a, 'items').map((i) => {
+    const item: SettleItem = {
+      id: str(i, 'id'),
+      attempt: optInt(i, 'attempt', 1, Number.MAX_SAFE_INTEGER) ?? 1,
+      ok: i.ok === true,
+    };
+    if (item.ok) item.result = i.result ?? null;
+    else item.failure = failureFrom(i);
+    return item;
+  });
+}
+
+/** Encodes claimed tasks as one or more `_tasks.assign` MSG frames on `sid`. */
+function assignFrames(sid: number, tasks: TaskRecord[]): Uint8Array[] {
+  const frames: Uint8Array[] = [];
+  let parts: string[] = [];
+  let size = 0;
+  const flush = (): void => {
+    if (!parts.length) return;
+    frames.push(encodeMsg(sid, '_tasks.assign', utf8Encode(`{"tasks":[${parts.join(',')}]}`)));
+    parts = [];
+    size = 0;
+  };
+  for (const t of tasks) {
+    const json = JSON.stringify(t);
+    if (size + json.length > MAX_ASSIGN_BYTES) flush();
+    parts.push(json);
+    size += json.length + 1;
+  }
+  flush();
+  return frames;
+}
+
+export function registerTaskCommands(commands: Map<string, CommandHandler>, service: TaskService): void {
+  const ops: Record<string, CommandHandler> = {
+    'task.submit': async (_s, a) => {
+      const [r] = await service.submit([a]);
+      return { ...r!.task, created: r!.created };
+    },
+    'task.submit_many': async (_s, a) => {
+      const tasks = list(a, 'tasks');
+      if (tasks.length > 10_000) throw new MessagingError('BAD_REQUEST', 'at most 10000 tasks per call');
+      const out = await service.submit(tasks);
+      return { tasks: out.map((r) => ({ ...r.task, created: r.created })) };
+    },
+    'task.get': (_s, a) => service.get(str(a, 'id')),
+    'task.list': async (_s, a) => ({ tasks: await service.list(filterFrom(a)) }),
+    'task.cancel': (_s, a) => service.cancel(str(a, 'id')),
+    'task.wait': (_s, a) => service.wait(str(a, 'id'), optInt(a, 'timeout_ms', 0, 3600_000) ?? 30_000),
+    'task.stats': () => service.statsSnapshot(),
+    'task.workflow': async (_s, a) => {
+      const { workflow, children } = await service.workflow(workflowFromArgs(a));
+      return { ...workflow, children: children.map((c) => c.id) };
+    },
+
+    'task.worker': (session: Session, a) => {
+      const sid = session.claimSid(a.sid);
+      const worker = str(a, 'worker');
+      const lockMs = optInt(a, 'lock_ms', 100, 3600_000) ?? 30_000;
+      const consumer = service.addConsumer({
+        worker,
+        pool: typeof a.pool === 'string' && a.pool ? a.pool.slice(0, 64) : 'default',
+        targets: targetsFrom(a),
+        capacity: optInt(a, 'capacity', 1, 10_000) ?? 1,
+        lockMs,
+        ...(typeof a.hostname === 'string' ? { hostname: a.hostname.slice(0, 255) } : {}),
+        ...(typeof a.pid === 'number' ? { pid: a.pid } : {}),
+        deliver: (tasks) => {
+          for (const f of assignFrames(sid, tasks)) session.send(f);
+        },
+        abort: (ids, reason) => {
+          session.send(encodeMsg(sid, '_tasks.abort', utf8Encode(JSON.stringify({ ids, reason }))));
+        },
+      });
+      session.addResource(sid, {
+        stop: () => service.dispatcher.stop(consumer),
+        release: () => service.dispatcher.remove(consumer),
+      });
+      return { sid, worker, lock_ms: lockMs };
+    },
+    'task.settle': async (_s, a) => ({ results: await service.settle(str(a, 'worker'), settleItems(a)) }),
+    'task.heartbeat': async (_s, a) => ({
+      lost: await service.heartbeat(
+        str(a, 'worker'),
+        strings(a.ids, '"ids"') ?? [],
+        optInt(a, 'lock_ms', 100, 3600_000) ?? 30_000,
+      ),
+    }),
+    'task.progress': async (_s, a) => {
+      const items = list(a, 'items').map((i) => {
+        const value = typeof i.value === 'number' && Number.isFinite(i.value) ? i.value : 0;
+        const item: { id: string; attempt: number; value: number; message?: string } = {
+          id: str(i, 'id'),
+          attempt: optInt(i, 'attempt', 1, Number.MAX_SAFE_INTEGER) ?? 1,
+          value,
+        };
+        if (typeof i.message === 'string') item.message = i.message.slice(0, 1024);
+        return item;
+      });
+      await service.progress(str(a, 'worker'), items);
+      return {};
+    },
+    'task.release': async (_s, a) => ({
+      results: await service.release(
+        str(a, 'worker'),
+        list(a, 'items').map((i) => ({ id: str(i, 'id'), attempt: optInt(i, 'attempt', 1, Number.MAX_SAFE_INTEGER) ?? 1 })),
+      ),
+    }),
+
+    'schedule.create': (_s, a) => service.createSchedule(a),
+    'schedule.list': async () => ({ schedules: await service.storage.listSchedules() }),
+    'schedule.get': (_s, a) => service.schedule(str(a, 'id')),
+    'schedule.enable': (_s, a) => service.setScheduleEnabled(str(a, 'id'), true),
+    'schedule.disable': (_s, a) => service.setScheduleEnabled(str(a, 'id'), false),
+    'schedule.trigger': (_s, a) => service.triggerSchedule(str(a, 'id')),
+    'schedule.remove': async (_s, a) => (await service.removeSchedule(str(a, 'id')), {}),
+  };
+  for (const [op, handler] of Object.entries(ops)) commands.set(op, handler);
+}
