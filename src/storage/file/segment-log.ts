@@ -156,7 +156,9 @@ export class SegmentLog {
 
   private schedule(): void {
     if (this.writing || this.scheduled) return;
-    if (this.o.fsync === 'batch' && this.queuedRecords < this.o.batchSize) {
+    // A zero window (the default batch_timeout_ms) means "whatever this event-loop turn queued":
+    // setImmediate, not setTimeout(0), which Node stretches to a millisecond.
+    if (this.o.fsync === 'batch' && this.queuedRecords < this.o.batchSize && this.o.batchTimeoutMs > 0) {
       this.timer ??= setTimeout(() => {
         this.timer = null;
         this.kick();
