@@ -49,6 +49,7 @@ import { OpenedSubscription, type DurableHost } from './opened-subscription.ts';
 import { Outbound } from './outbound.ts';
 import { Queues } from './queues.ts';
 import { Streams } from './streams.ts';
+import { Tasks } from './tasks.ts';
 import { Subscription, type SubscribeOptions, type SubscriptionHost } from './subscription.ts';
 
 /** The connection's status events (see `Connection.on`). */
@@ -146,6 +147,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   private quietWaiters: Array<() => void> = [];
   private queuesApi: Queues | undefined;
   private streamsApi: Streams | undefined;
+  private tasksApi: Tasks | undefined;
   /**
    * Open frames (CMDs) of queue consumers and stream tails. On a reconnect they are regenerated from the
    * live subscriptions like SUBs, so a copy still queued for the lost link must not go out as well.
@@ -303,6 +305,11 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   /** Streams: declare, read from any position, follow live, durable readers. */
   get streams(): Streams {
     return (this.streamsApi ??= new Streams(this.durableHost));
+  }
+
+  /** Tasks: submit (now, later, chain, group, chord), get, wait, cancel, list, stats, schedules. */
+  get tasks(): Tasks {
+    return (this.tasksApi ??= new Tasks(this.durableHost));
   }
 
   // ---- request/reply --------------------------------------------------------------------------------

@@ -60,6 +60,19 @@ export {
   type StreamSpec,
   type StreamSubscribeOptions,
 } from './streams.ts';
+export {
+  Schedules,
+  TaskFailedError,
+  TaskHandle,
+  Tasks,
+  type ScheduleInfo,
+  type ScheduleOptions,
+  type SubmitOptions,
+  type TaskInfo,
+  type TaskListFilter,
+  type TaskSignature,
+  type TaskState,
+} from './tasks.ts';
 export { type Listener } from './events.ts';
 export {
   createMemoryPair,

@@ -5,7 +5,14 @@
 import type { DurableMessaging } from '../core/durable.ts';
 import { storedMessageToJson } from '../core/durable.ts';
 import { encodeMsg, MessagingError, ulidFromString, type MessageMeta } from '../protocol/index.ts';
-import type { Delivery, Message, OverflowPolicy, StreamMessage, StreamStart } from '../storage/types.ts';
+import type {
+  Delivery,
+  Message,
+  OverflowPolicy,
+  Storage,
+  StreamMessage,
+  StreamStart,
+} from '../storage/types.ts';
 import type { CommandHandler, Session } from './session.ts';
 
 type Args = Record<string, unknown>;
@@ -122,6 +129,19 @@ function consumerIdOf(session: Session, queue: string): string {
   return `conn-${session.id}:${queue}`;
 }
 
+/** Like `streamStart`, but a durable reader that never saved a position starts at the earliest message. */
+export async function resolveStreamStart(
+  storage: Storage,
+  stream: string,
+  from: unknown,
+): Promise<StreamStart> {
+  const start = streamStart(from);
+  if (typeof start === 'object' && 'reader' in start) {
+    if ((await storage.getReaderPosition(stream, start.reader)) === undefined) return 'earliest';
+  }
+  return start;
+}
+
 export function registerDurableCommands(
   commands: Map<string, CommandHandler>,
   durable: DurableMessaging,
@@ -131,14 +151,7 @@ export function registerDurableCommands(
   const holdUntilClose = (session: Session, consumerId: string): void => {
     session.onClose(consumerId, () => void durable.release(consumerId).catch(() => {}));
   };
-  /** A durable reader that never saved a position starts at the earliest message. */
-  const resolveStart = async (stream: string, from: unknown): Promise<StreamStart> => {
-    const start = streamStart(from);
-    if (typeof start === 'object' && 'reader' in start) {
-      if ((await storage.getReaderPosition(stream, start.reader)) === undefined) return 'earliest';
-    }
-    return start;
-  };
+  const resolveStart = (stream: string, from: unknown) => resolveStreamStart(storage, stream, from);
   const readerOf = (a: Args): string | undefined =>
     typeof a.reader === 'string' && a.reader ? a.reader : undefined;
   const ops: Record<string, CommandHandler> = {

@@ -14,7 +14,7 @@ import {
   str,
   streamItemToJson,
   streamSpecFromArgs,
-  streamStart,
+  resolveStreamStart,
 } from './durable-commands.ts';
 import { metaFromBody, payloadFromBody, type HttpApi } from './http-api.ts';
 
@@ -142,11 +142,13 @@ export function registerDurableRoutes(api: HttpApi, broker: Broker, durable: Dur
   });
   api.route('GET', '/v1/streams/{name}/messages', async (req) => {
     const stream = req.params.name!;
+    const reader = req.query.get('reader');
+    const fromQuery = req.query.get('from');
+    const from = fromQuery === null && reader ? { reader } : startFromQuery(fromQuery);
     const result = await storage.streamRead(stream, {
-      from: streamStart(startFromQuery(req.query.get('from'))),
+      from: await resolveStreamStart(storage, stream, from),
       max: Math.min(queryInt(req, 'max') ?? 100, 10_000),
     });
-    const reader = req.query.get('reader');
     if (reader) await storage.setReaderPosition(stream, reader, result.next_seq);
     return { body: { ...result, messages: result.messages.map(streamItemToJson) } };
   });

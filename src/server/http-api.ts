@@ -75,7 +75,9 @@ export class HttpApi {
         remoteAddress: req.socket.remoteAddress ?? '?',
       };
       if (this.guard) {
-        return this.guard.run(request, `${route.method} /${route.parts.join('/')}`, () => route.handler(request));
+        return this.guard.run(request, `${route.method} /${route.parts.join('/')}`, () =>
+          route.handler(request),
+        );
       }
       return route.handler(request);
     }

@@ -17,6 +17,7 @@ import { createLogger } from '../observability/logger.ts';
 import { createMetrics, type Metrics } from '../observability/metrics.ts';
 import { HttpApi, registerPubSubRoutes } from './http-api.ts';
 import { MessagingListener } from './listener.ts';
+import { Security } from '../security/security.ts';
 import type { CommandHandler, TrafficCounters } from './session.ts';
 import { VERSION } from './version.ts';
 
@@ -49,6 +50,9 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const counters: TrafficCounters = { bytesReceived: 0, bytesSent: 0, framesReceived: 0, errorsSent: 0 };
   const commands = new Map<string, CommandHandler>();
 
+  // TLS files, keys and the audit file are opened first: a bad one stops the start before anything listens.
+  const security = new Security(config, logger);
+
   const metrics = createMetrics({ startedAt, logger: logger.child({ module: 'metrics' }) });
   metrics.bindTraffic(() => ({
     bytesReceived: counters.bytesReceived,
@@ -58,7 +62,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     routeCacheMisses: broker.pubsub.cacheMisses,
   }));
 
-  const durable = await openDurable(config, logger, metrics);
+  const durable = await openDurable(config, logger, metrics, security);
   broker.durable = durable;
   registerDurableCommands(commands, durable);
   metrics.addQueueSizeSource(() => durable.queueSizes());
@@ -66,6 +70,8 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   const api = new HttpApi(maxPayloadBytes * 2 + FRAME_OVERHEAD_ALLOWANCE);
   registerPubSubRoutes(api, broker);
   registerDurableRoutes(api, broker, durable);
+  api.route('POST', '/v1/auth/token', (req) => security.http.issueToken(req));
+  api.guard = security.http;
   const tasks = await registerTaskService({
     commands,
     api,
@@ -84,6 +90,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       httpEnabled: config.network.http_enabled,
       webSocketEnabled: config.network.websocket_enabled,
       httpIdleTimeoutMs: config.network_optimization.connection_idle_timeout_s * 1000,
+      ...(security.tls ? { tls: security.tls } : {}),
     },
     {
       broker,
@@ -99,6 +106,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       instanceId,
       serverVersion: VERSION,
       commands,
+      security,
     },
     api,
     {
@@ -118,6 +126,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
       registry: metrics.registry,
       logger: logger.child({ module: 'admin' }),
       version: VERSION,
+      guard: security.http.admin,
       health: {
         instanceId,
         startedAt,
@@ -138,6 +147,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     });
   }
   ready = true;
+  security.started(port);
   log.info(
     { port, admin_port: admin?.port, version: VERSION, pid: process.pid },
     `messaging_server ${VERSION} listening on ${config.network.bind_address}:${port}`,
@@ -162,6 +172,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         await admin?.close();
         tasks.close();
         await durable.close();
+        await security.close();
         log.info('shutdown complete');
       })();
       return closing;
@@ -174,6 +185,7 @@ async function openDurable(
   config: ServerConfig,
   logger: Logger,
   metrics: Metrics,
+  security: Security,
 ): Promise<DurableMessaging> {
   const bus = config.message_bus;
   const log = logger.child({ module: 'storage' });
@@ -184,7 +196,7 @@ async function openDurable(
     );
   }
   const startedAt = Date.now();
-  const storage = await createStorage({
+  const engine = await createStorage({
     engine: bus.storage,
     path: bus.persistence_path,
     fsync: bus.fsync,
@@ -192,6 +204,14 @@ async function openDurable(
     batchTimeoutMs: config.network_optimization.batch_timeout_ms,
     logger: log,
   });
+  // Encryption at rest wraps whichever engine was opened (a missing or wrong key stops the start here).
+  let storage;
+  try {
+    storage = security.protectStorage(engine, bus.storage === 'file' ? bus.persistence_path : undefined);
+  } catch (err) {
+    await engine.close();
+    throw err;
+  }
   const durable = await DurableMessaging.open(storage, {
     routeCacheSize: config.network.route_cache_size,
     onError: (err, what) => log.error({ err }, `background storage work failed: ${what}`),
