@@ -110,38 +110,58 @@ export function nameMatches(entry: string, name: string): boolean {
 
 /**
  * Whether every topic matched by `requested` is also matched by `allowed` (pattern ⊆ pattern), with
- * `*` = exactly one token and `#` = zero or more. Decided on token lists by dynamic programming over
- * (i, j) positions, so it is O(|allowed| · |requested|) even with many `#`.
+ * `*` = exactly one token and `#` = zero or more, over non-empty topics.
  *
- * The rules, with A = allowed[i…], R = requested[j…]:
- * - A empty: R must be empty (a trailing `#` in R matches longer topics too).
- * - A starts with `#`: it matches zero tokens (A[1…] ⊇ R), or absorbs R's first token, whatever it is —
- *   a literal, `*` or even `#` (A ⊇ R[1…]).
- * - R empty (A not): every remaining A token must be `#`.
- * - R starts with `#` (A does not): R's `#` may stand for zero tokens (A ⊇ R[1…]) and for one or more;
- *   only a `*` in A can take one arbitrary token, then A[1…] must still cover R. A literal cannot.
- * - R starts with `*`: only `*` in A covers it. R starts with a literal: `*` or the same literal.
+ * Both patterns are small automata over tokens (`#` is a state that loops on any token). The check walks
+ * the two determinised automata in step — one symbol per literal that occurs in either pattern, plus one
+ * standing for every other token — and fails as soon as some non-empty token sequence reaches the end
+ * of `requested` but not of `allowed`. That is exact (no guessing about where a `#` ends) and small:
+ * the reachable state pairs are bounded by the pattern lengths; past a generous cap the answer is "no",
+ * which only ever denies.
  */
 export function patternCovers(allowed: string, requested: string): boolean {
   const a = allowed.split('.');
   const r = requested.split('.');
-  const memo = new Map<number, boolean>();
-  const width = r.length + 1;
-  const covers = (i: number, j: number): boolean => {
-    const key = i * width + j;
-    const known = memo.get(key);
-    if (known !== undefined) return known;
-    let result: boolean;
-    if (i === a.length) result = j === r.length;
-    else if (a[i] === '#') result = covers(i + 1, j) || (j < r.length && covers(i, j + 1));
-    else if (j === r.length) result = false;
-    else if (r[j] === '#') result = a[i] === '*' && covers(i, j + 1) && covers(i + 1, j);
-    else if (r[j] === '*') result = a[i] === '*' && covers(i + 1, j + 1);
-    else result = (a[i] === '*' || a[i] === r[j]) && covers(i + 1, j + 1);
-    memo.set(key, result);
-    return result;
+  const OTHER = '\u0000other';
+  const symbols = [...new Set([...a, ...r].filter((t) => t !== '*' && t !== '#')), OTHER];
+  /** ε-closure: a `#` may match nothing, so its state also stands at the next one. */
+  const close = (p: string[], states: Iterable<number>): number[] => {
+    const out = new Set<number>();
+    for (let s of states) {
+      out.add(s);
+      while (p[s] === '#') out.add(++s);
+    }
+    return [...out].sort((x, y) => x - y);
   };
-  return covers(0, 0);
+  const step = (p: string[], states: number[], symbol: string): number[] => {
+    const next: number[] = [];
+    for (const s of states) {
+      const t = p[s];
+      if (t === undefined) continue;
+      if (t === '#') next.push(s);
+      else if (t === '*' || t === symbol) next.push(s + 1);
+    }
+    return close(p, next);
+  };
+  const start: [number[], number[]] = [close(r, [0]), close(a, [0])];
+  const seen = new Set<string>();
+  const queue = [start];
+  // The start pair is never checked for acceptance: topics have at least one token.
+  for (let i = 0; i < queue.length; i++) {
+    if (i > 10_000) return false;
+    const [rs, as] = queue[i]!;
+    for (const symbol of symbols) {
+      const nr = step(r, rs, symbol);
+      if (nr.length === 0) continue;
+      const na = step(a, as, symbol);
+      if (nr.includes(r.length) && !na.includes(a.length)) return false;
+      const key = `${nr.join(',')}|${na.join(',')}`;
+      if (seen.has(key)) continue;
+      seen.add(key);
+      queue.push([nr, na]);
+    }
+  }
+  return true;
 }
 
 /**

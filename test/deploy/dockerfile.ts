@@ -123,7 +123,10 @@ export function replayBuild(file: Dockerfile, target: string, context: string, w
     const chain = stageChain(file, stageName);
     // The chain shares one root: a stage only ever adds to its parent's filesystem.
     const root = join(work, chain[0]!.name);
-    mkdirSync(root, { recursive: true });
+    // What every base image has and RUN steps may rely on.
+    for (const dir of ['usr/local/bin', 'etc', 'tmp', 'var/lib', 'var/log']) {
+      mkdirSync(join(root, dir), { recursive: true });
+    }
     let workdir = '/';
     const env: Record<string, string> = {};
     let cmd: string[] = [];

@@ -10,8 +10,8 @@ import { startTestServer, type TestServer } from '../helpers/server.ts';
 
 const text = (s: string) => new TextEncoder().encode(s);
 
-async function call(c: RawClient, reqId: number, body: Record<string, unknown>) {
-  c.write(encodeControl(FrameType.CMD, reqId, body));
+async function call(c: RawClient, reqId: number, args: Record<string, unknown>) {
+  c.write(encodeControl(FrameType.CMD, reqId, args));
   const f = await c.next((x) => (x.type === FrameType.OK || x.type === FrameType.ERR) && x.reqId === reqId);
   const body: Record<string, unknown> = f.type === FrameType.OK || f.type === FrameType.ERR ? f.body : {};
   return { type: f.type, body };
