@@ -1,7 +1,13 @@
 /** Global options and the one place the CLI opens connections. */
 import { readFileSync } from 'node:fs';
 import { InvalidArgumentError, type Command } from 'commander';
-import { DEFAULT_SERVER, connect, type Connection, type ConnectOptions } from '../client/index.ts';
+import {
+  DEFAULT_SERVER,
+  connect,
+  type Connection,
+  type ConnectOptions,
+  type WebSocketConstructor,
+} from '../client/index.ts';
 import { CliError, describeError, type ErrorContext } from './errors.ts';
 import { note } from './io.ts';
 
@@ -104,7 +110,20 @@ export async function connectFromOptions(
   if (/^wss?:/i.test(server)) {
     // The SDK stays dependency-free; the CLI runs in Node 20, which has no global WebSocket.
     const { WebSocket } = await import('ws');
-    options.webSocket = WebSocket;
+    const tls = options.tls;
+    if (tls) {
+      // wss:// with --ca/--cert/--key: the `ws` package takes them as constructor options.
+      const pem = {
+        ca: tls.ca as string | undefined,
+        cert: tls.cert as string | undefined,
+        key: tls.key as string | undefined,
+      };
+      options.webSocket = class extends WebSocket {
+        constructor(url: string) {
+          super(url, pem);
+        }
+      } as unknown as WebSocketConstructor;
+    } else options.webSocket = WebSocket;
   }
   let connection: Connection;
   try {

@@ -4,11 +4,15 @@
  */
 import { readFileSync } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { registerAudit } from './commands/audit.ts';
+import { registerAuth } from './commands/auth.ts';
 import { registerBench } from './commands/bench.ts';
 import { registerDlq } from './commands/dlq.ts';
+import { registerKeys } from './commands/keys.ts';
 import { registerPubSub } from './commands/pubsub.ts';
 import { registerQueue } from './commands/queue.ts';
 import { registerStream } from './commands/stream.ts';
+import { registerTasks } from './commands/tasks.ts';
 import { addGlobalOptions, serverFrom, type GlobalOptions } from './connect.ts';
 import { EXIT, describeError } from './errors.ts';
 
@@ -17,7 +21,11 @@ const COMMAND_GROUPS: Array<(program: Command) => void> = [
   registerQueue,
   registerDlq,
   registerStream,
+  registerTasks,
   registerBench,
+  registerAuth,
+  registerAudit,
+  registerKeys,
 ];
 
 function packageVersion(): string {

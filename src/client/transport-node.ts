@@ -53,13 +53,21 @@ function hostAndPort(url: URL): { host: string; port: number } {
   return { host, port };
 }
 
+/**
+ * Loads a Node built-in by a computed name, so that browser bundlers (esbuild, Vite, webpack) leave the
+ * import alone instead of failing to resolve `node:net` — this module only ever runs in Node.
+ */
+function nodeBuiltin<T>(name: string): Promise<T> {
+  return import(/* @vite-ignore */ /* webpackIgnore: true */ `node:${name}`) as Promise<T>;
+}
+
 /** Opens `tcp://host:port` or `tls://host:port`; rejects on refusal, TLS failure or timeout. */
 export async function openNodeTransport(url: URL, options: TransportOptions): Promise<Transport> {
   const { host, port } = hostAndPort(url);
   let socket: Socket;
   let readyEvent: string;
   if (url.protocol === 'tls:') {
-    const tls = await import('node:tls');
+    const tls = await nodeBuiltin<typeof import('node:tls')>('tls');
     const t = options.tls ?? {};
     socket = tls.connect({
       host,
@@ -74,7 +82,7 @@ export async function openNodeTransport(url: URL, options: TransportOptions): Pr
     });
     readyEvent = 'secureConnect';
   } else {
-    const net = await import('node:net');
+    const net = await nodeBuiltin<typeof import('node:net')>('net');
     socket = net.connect({ host, port });
     readyEvent = 'connect';
   }

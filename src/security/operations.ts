@@ -44,6 +44,8 @@ export const COMMAND_RULES: Readonly<Record<string, OperationRule>> = {
   'stream.subscribe': { kind: 'streams', arg: 'stream', audit: 'data_access' },
   'stream.commit': { kind: 'streams', arg: 'stream' },
   publish: { publishArg: 'topic' },
+  // A safety net for the simplest task operation; the tasks module checks the rest itself (by task id).
+  'task.submit': { kind: 'tasks', arg: 'name' },
 };
 
 /**
@@ -72,6 +74,7 @@ export const ROUTE_OPERATIONS: Readonly<
   'GET /v1/streams/{name}': { op: 'stream.info', args: (p) => ({ name: p.name }) },
   'DELETE /v1/streams/{name}': { op: 'stream.delete', args: (p) => ({ name: p.name }) },
   'GET /v1/streams/{name}/messages': { op: 'stream.read', args: (p) => ({ stream: p.name }) },
+  'POST /v1/tasks': { op: 'task.submit', args: (_p, b) => b },
 };
 
 /** Routes reachable without a token (they carry their own credentials). */

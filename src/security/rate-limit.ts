@@ -278,9 +278,12 @@ export class Meter {
       this.inFlight = false;
       const now = Date.now();
       if (verdict.allowed) {
-        // Requests counted locally while the store was answering are already spent.
-        this.remaining = verdict.resetMs > 0 ? Math.max(0, verdict.remaining - this.pending) : Infinity;
-        this.resetAt = now + verdict.resetMs;
+        // A charge of violations alone says nothing about the budget: keep what we know.
+        if (points > 0) {
+          // Requests counted locally while the store was answering are already spent.
+          this.remaining = verdict.resetMs > 0 ? Math.max(0, verdict.remaining - this.pending) : Infinity;
+          this.resetAt = now + verdict.resetMs;
+        }
       } else {
         this.blockedUntil = now + verdict.retryAfterMs;
         this.remaining = 0;

@@ -75,6 +75,11 @@ export class SessionGuard {
       }
       this.audit({ event: 'authentication', action: 'connect', outcome: 'success' });
       this.armExpiry();
+      if (sec.limiter) {
+        // A blacklisted identity may not connect at all (points 0: only the blacklist is consulted).
+        const verdict = await sec.limiter.charge(this.identity.rateKey, 0, 0);
+        if (!verdict.allowed) throw sec.limiter.error(verdict);
+      }
     }
     if (this.closed) return;
     this.startMeter();

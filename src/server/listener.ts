@@ -171,7 +171,9 @@ export class MessagingListener {
       }
       const b = first[0]!;
       if (b === 0x16) {
-        // A TLS record: put the byte back; the TLS socket reads what the raw socket has buffered.
+        // A TLS record: put the bytes back; the TLS socket reads what the raw socket has buffered.
+        // Paused first, or the flowing stream would re-emit them to no listener and lose them.
+        socket.pause();
         socket.unshift(first);
         tls.emit('connection', socket);
         return;

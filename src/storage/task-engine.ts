@@ -54,6 +54,10 @@ export abstract class TaskEngine extends QueueEngine {
   private transition(e: TaskEntry, to: TaskState | undefined, set: TaskPatch | undefined, now: number): TaskSetFact {
     const from = e.rec.state;
     const fact: TaskSetFact = { ...set, id: e.rec.id, updated_at: now };
+    if (fact.eta_in_ms !== undefined) {
+      fact.eta = now + fact.eta_in_ms;
+      delete fact.eta_in_ms;
+    }
     if (to === undefined || to === from) {
       delete fact.state;
       return fact;
@@ -62,20 +66,24 @@ export abstract class TaskEngine extends QueueEngine {
       throw conflict(`task ${e.rec.id} cannot go from ${from} to ${to}`, { id: e.rec.id, state: from });
     }
     fact.state = to;
+    const unset = new Set(fact.unset ?? []);
     if (from === 'running') {
-      fact.worker = null;
-      fact.lock_until = null;
+      unset.add('worker');
+      unset.add('lock_until');
     }
     if (to === 'queued') {
       fact.queued_at = now;
-      fact.eta = null;
+      unset.add('eta');
     } else if (to === 'retrying' || to === 'pending') {
       if (typeof fact.eta !== 'number') fact.eta = now;
     } else if (isTerminal(to)) {
       fact.finished_at = now;
       fact.delete_at = now + e.rec.result_ttl_ms;
-      fact.eta = null;
+      unset.add('eta');
     }
+    for (const k of Object.keys(fact) as (keyof TaskRecord)[]) unset.delete(k);
+    if (unset.size) fact.unset = [...unset];
+    else delete fact.unset;
     return fact;
   }
 

@@ -166,10 +166,14 @@ export interface TaskRecord {
 }
 
 /**
- * A change to a record: fields to set, `null` to remove a field. `collect` stores one member result in a
- * group/chord record and counts it (kept as an operation so concurrent members never overwrite each other).
+ * A change to a record: fields to set (a `null` value is stored as null: results may be null), `unset`
+ * to remove fields, `eta_in_ms` for a due time relative to the change. `collect` stores one member result in a group/chord record and counts it (kept as an
+ * operation so concurrent members never overwrite each other).
  */
-export type TaskPatch = { [K in keyof TaskRecord]?: TaskRecord[K] | null } & {
+export type TaskPatch = { [K in keyof TaskRecord]?: TaskRecord[K] } & {
+  unset?: (keyof TaskRecord)[];
+  /** Sets `eta` this long after the change is applied (a retry delay counts from the failure). */
+  eta_in_ms?: number;
   collect?: { index: number; value: unknown };
 };
 

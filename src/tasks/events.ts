@@ -29,7 +29,7 @@ export interface TaskEvent {
   state: TaskRecord['state'];
   /** Attempts started so far. */
   attempt: number;
-  /** Epoch ms. */
+  /** When the state changed (epoch ms). */
   at: number;
   worker?: string;
   parent?: { id: string; index: number };
@@ -101,7 +101,8 @@ export class TaskEvents {
         kind: t.kind,
         state: t.state,
         attempt: t.attempts,
-        at: now,
+        // When the state changed (the progress event: when it was reported).
+        at: event === 'task.progress' ? (t.progress?.at ?? now) : t.updated_at,
       };
       if (t.worker !== undefined) e.worker = t.worker;
       if (t.parent) e.parent = t.parent;

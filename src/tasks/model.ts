@@ -209,13 +209,12 @@ export interface FailureReport {
 export function afterFailure(
   task: TaskRecord,
   report: FailureReport,
-  now: number,
   random: () => number = Math.random,
 ): { to: TaskState; set: TaskPatch } {
   const error = { ...report.error };
   if (report.unrecoverable || task.attempts > task.max_retries) return { to: 'failed', set: { error } };
   const delay = report.retryInMs ?? retryDelay(task.retry, task.attempts, random);
-  return { to: 'retrying', set: { error, eta: now + delay } };
+  return { to: 'retrying', set: { error, eta_in_ms: delay } };
 }
 
 /** A thrown value as the error a task record keeps (stack included, bounded). */

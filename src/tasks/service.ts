@@ -329,7 +329,7 @@ export class TaskService {
         const progress = { value: 1, at: now, ...(rec.progress?.message ? { message: rec.progress.message } : {}) };
         change = { id: item.id, from: ['running'], to: 'succeeded', set: { result: item.result ?? null, progress }, holder };
       } else {
-        const d = afterFailure(rec, item.failure ?? { error: { name: 'Error', message: 'failed' } }, now, this.random);
+        const d = afterFailure(rec, item.failure ?? { error: { name: 'Error', message: 'failed' } }, this.random);
         change = { id: item.id, from: ['running'], to: d.to, set: d.set, holder };
       }
       const ends = change.to === 'succeeded' || change.to === 'failed';
@@ -529,7 +529,6 @@ export class TaskService {
         return afterFailure(
           t,
           { error: { name: 'WorkerLostError', message: `worker ${t.worker ?? '?'} stopped renewing its lock (expired ${lock})` } },
-          this.now(),
           this.random,
         );
       });

@@ -176,7 +176,7 @@ export function replayBuild(file: Dockerfile, target: string, context: string, w
               timeout: 300_000,
             });
             if (r.status !== 0) throw new Error(`${where}: exit ${r.status}\n${r.stdout}\n${r.stderr}`);
-            for (const l of r.stdout.split('\n')) if (l.startsWith('[replay]')) notes.push(`${where}: ${l}`);
+            for (const l of r.stdout.split('\n')) if (l.startsWith('[replay]')) notes.push(`Dockerfile:${ins.line}: ${l}`);
             break;
           }
           case 'CMD':

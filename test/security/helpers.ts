@@ -69,11 +69,11 @@ export interface CapturedServer {
  */
 export async function startCaptured(
   overrides: Record<string, string> = {},
-  options: { level?: string; dataDir?: string; keepData?: boolean } = {},
+  options: { level?: string; dataDir?: string; keepData?: boolean; env?: Record<string, string> } = {},
 ): Promise<CapturedServer> {
   const dataDir = options.dataDir ?? tempDir('data');
   const { config, problems } = loadConfig({
-    env: {},
+    env: options.env ?? {},
     overrides: {
       'network.listen_port': '0',
       'network.bind_address': '127.0.0.1',

@@ -151,6 +151,8 @@ describe('TLS without client certificates', () => {
     const got = await sub;
     assert.equal(got.code, 0, got.stderr);
     assert.match(got.stdout, /over-tls/);
+    const wss = await runCli(['--server', `wss://localhost:${ts.port}/v1/ws`, '--ca', pki.path('ca.crt'), 'pub', 'tls.cli', 'x']);
+    assert.equal(wss.code, 0, wss.stderr);
     const bad = await runCli(['--server', `tls://localhost:${ts.port}`, 'pub', 'tls.cli', 'x']);
     assert.notEqual(bad.code, 0, 'without --ca the self-made CA is not trusted');
   });
@@ -180,9 +182,12 @@ describe('mutual TLS (verify_client)', () => {
   });
 
   it('refuses a client without a certificate or with one from another CA, saying why', async () => {
+    let explained = 0;
     for (const creds of [{}, { cert: pki.read('rogue.crt'), key: pki.read('rogue.key') }]) {
       const raw = await rawTls(ts.port, { ca: pki.read('ca.crt'), ...creds });
+      // TLS 1.3 clients learn of the refusal after their side of the handshake: the server says why.
       if (!raw.error) {
+        explained++;
         raw.write(encodeControl(FrameType.HELLO, 1, { version: 1 }));
         await raw.closed;
         const err = raw.frames.find((f) => f.type === FrameType.ERR);
@@ -192,6 +197,7 @@ describe('mutual TLS (verify_client)', () => {
         assert.ok(!raw.frames.some((f) => f.type === FrameType.WELCOME));
       }
     }
+    assert.equal(explained, 2);
     await assert.rejects(
       connect({ servers: `tls://localhost:${ts.port}`, tls: { ca: pki.read('ca.crt') }, reconnect: false, timeoutMs: 2000 }),
     );

@@ -153,11 +153,11 @@ export class TaskTable {
     const rec = e.rec as unknown as Record<string, unknown>;
     this.count(e.rec, -1);
     for (const key of Object.keys(fact)) {
-      if (key === 'id' || key === 'collect') continue;
+      if (key === 'id' || key === 'collect' || key === 'unset') continue;
       const value = (fact as Record<string, unknown>)[key];
-      if (value === null) delete rec[key];
-      else if (value !== undefined) rec[key] = value;
+      if (value !== undefined) rec[key] = value;
     }
+    if (fact.unset) for (const key of fact.unset) delete rec[key];
     if (fact.collect) {
       // Copy on write: records handed out earlier must not change under their holder.
       const results = [...(e.rec.results ?? [])];
