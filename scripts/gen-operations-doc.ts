@@ -30,7 +30,8 @@ function effect(key: ConfigKeyMeta): string {
   if (key.allowed && key.type === 'enum') parts.push(`One of ${key.allowed.map(code).join(', ')}.`);
   if (key.allowed && key.type === 'list') parts.push(`Elements: ${key.allowed.map(code).join(', ')}.`);
   if (key.secret) parts.push('**Secret**: redacted by `--print-config`, scrubbed from every log line.');
-  if (key.node_meaningless) parts.push(`*Accepted with a warning, no effect on Node.js:* ${key.node_meaningless}`);
+  if (key.node_meaningless)
+    parts.push(`*Accepted with a warning, no effect on Node.js:* ${key.node_meaningless}`);
   return cell(parts.join(' '));
 }
 
@@ -78,7 +79,8 @@ export async function metricsTable(): Promise<string> {
 
 function replaceBlock(doc: string, name: string, body: string): string {
   const re = new RegExp(`<!-- ${name}:start -->[\\s\\S]*<!-- ${name}:end -->`);
-  if (!re.test(doc)) throw new Error(`docs/operations.md has no <!-- ${name}:start --> … <!-- ${name}:end --> block`);
+  if (!re.test(doc))
+    throw new Error(`docs/operations.md has no <!-- ${name}:start --> … <!-- ${name}:end --> block`);
   return doc.replace(re, () => `<!-- ${name}:start -->\n${body}\n<!-- ${name}:end -->`);
 }
 

@@ -24,5 +24,5 @@ node -e '
     pkg.version = process.argv[1];
     fs.writeFileSync(process.argv[2], JSON.stringify(pkg, null, 2) + "\n");
 ' "$VERSION" "$STAGE/package.json"
-cp README.md "$STAGE/README.md"
+cp packages/client/README.md "$STAGE/README.md"
 (cd "$STAGE" && npm pack --silent --pack-destination "$OUT_DIR") | tail -n 1 | sed "s|^|$OUT_DIR/|"

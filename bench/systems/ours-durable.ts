@@ -137,15 +137,5 @@ export function oursDurableExtras(_ep: Endpoints): DurableExtras {
   };
 }
 
-export function oursTasks(_ep: Endpoints): TaskSystem {
-  return {
-    id: 'ours',
-    label: 'messaging-system',
-    client: 'src/client',
-    notes: 'no-op tasks, 1 and 4 workers',
-    setup: () => Promise.reject(notYet('tasks land with a later issue')),
-    submit: () => Promise.reject(notYet('tasks land with a later issue')),
-    serverVersion: () => undefined,
-    close: () => Promise.resolve(),
-  };
-}
+// The tasks adapter lives in ours-tasks.ts.
+export { oursTasks } from './ours-tasks.ts';

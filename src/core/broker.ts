@@ -37,6 +37,31 @@ export interface PublishResult {
   stored?: Promise<StoredResult>;
 }
 
+/**
+ * What the broker needs of a tracer (observability/tracing.ts implements it); defined here so the core
+ * does not depend on OpenTelemetry.
+ */
+export interface MessageTracer {
+  readonly enabled: boolean;
+  startSpan(
+    name: string,
+    options?: {
+      parent?: string;
+      kind?: 'producer' | 'consumer' | 'internal';
+      attributes?: Record<string, string | number | boolean>;
+    },
+  ): {
+    readonly traceparent: string;
+    setAttribute(key: string, value: string | number | boolean): void;
+    end(error?: unknown): void;
+  };
+}
+
+const NO_TRACER: MessageTracer = {
+  enabled: false,
+  startSpan: () => ({ traceparent: '', setAttribute() {}, end() {} }),
+};
+
 export interface BrokerOptions {
   maxPayloadBytes: number;
   /** Router match-cache size; 0 disables it. */
@@ -50,6 +75,8 @@ export class Broker {
   readonly pubsub: PubSub;
   /** Durable queues and streams; absent until the storage is open. */
   durable: DurableMessaging | undefined;
+  /** Records route/deliver spans for messages that carry a W3C traceparent. */
+  tracer: MessageTracer = NO_TRACER;
   private readonly ids = new UlidGenerator();
   /** Plain counters read by the metrics collector at scrape time (cheaper than prom-client per message). */
   readonly counters = { published: 0, delivered: 0, noResponders: 0 };
@@ -63,23 +90,54 @@ export class Broker {
    * bindings match (`stored` resolves when durable). Throws INVALID_TOPIC or PAYLOAD_TOO_LARGE.
    */
   publish(input: PublishInput): PublishResult {
-    const message = this.prepare(input);
+    const trace = this.traceOf(input);
+    const message = this.prepare(trace ? trace.input : input);
     const targets = this.durable?.targetsFor(message.topic);
     // Validate what storage needs before anyone sees the message, so a bad priority fails as a whole.
     const stored = targets ? this.durable!.store(targets, toMessageInput(message)) : undefined;
     const delivered = this.pubsub.publish(message);
     this.counters.published++;
     this.counters.delivered += delivered;
+    trace?.end(delivered, targets);
     return stored ? { msgId: message.msgId, delivered, stored } : { msgId: message.msgId, delivered };
+  }
+
+  /**
+   * For a message that carries a traceparent (and only then): a `route` span under the publisher's span
+   * and a `deliver` span under it, whose traceparent replaces the message's so that subscribers and
+   * stored copies continue the trace. The message is re-encoded (its metadata changed).
+   */
+  private traceOf(input: PublishInput) {
+    const parent = input.meta?.traceparent;
+    if (!this.tracer.enabled || typeof parent !== 'string') return undefined;
+    const attributes = { 'messaging.system': 'messaging-system', 'messaging.destination.name': input.topic };
+    const route = this.tracer.startSpan(`route ${input.topic}`, { parent, kind: 'consumer', attributes });
+    const deliver = this.tracer.startSpan(`deliver ${input.topic}`, {
+      parent: route.traceparent,
+      kind: 'producer',
+      attributes,
+    });
+    return {
+      input: { ...input, meta: { ...input.meta, traceparent: deliver.traceparent }, rest: undefined },
+      end(delivered: number, targets: { queues: string[]; streams: string[] } | undefined) {
+        deliver.setAttribute('messaging.delivered', delivered);
+        if (targets)
+          route.setAttribute('messaging.stored_in', [...targets.queues, ...targets.streams].join(','));
+        deliver.end();
+        route.end();
+      },
+    };
   }
 
   /** Publishes straight into one durable queue (meta.queue), bypassing bindings and subscribers. */
   publishToQueue(queue: string, input: PublishInput): PublishResult {
     validateTopic(input.topic); // no router sees this message, so check here
-    const message = this.prepare(input);
+    const trace = this.traceOf(input);
+    const message = this.prepare(trace ? trace.input : input);
     if (!this.durable) throw new MessagingError('NOT_FOUND', `queue "${queue}" does not exist`);
     const stored = this.durable.storeInQueue(queue, toMessageInput(message));
     this.counters.published++;
+    trace?.end(0, { queues: [queue], streams: [] });
     return { msgId: message.msgId, delivered: 0, stored };
   }
 
@@ -89,8 +147,10 @@ export class Broker {
    */
   request(input: PublishInput & { reply: string }): PublishResult {
     if (!input.reply) throw new MessagingError('BAD_REQUEST', 'a request needs a reply topic');
-    const message = this.prepare(input);
+    const trace = this.traceOf(input);
+    const message = this.prepare(trace ? trace.input : input);
     const delivered = this.pubsub.request(message);
+    trace?.end(delivered, undefined);
     this.counters.published++;
     this.counters.delivered += delivered;
     if (delivered === 0) {

@@ -80,6 +80,10 @@ export class MessagingListener {
     );
     this.wss = new WebSocketServer({ noServer: true, maxPayload: sessionContext.limits.maxFrameBytes * 4 });
     this.http.on('upgrade', (req, socket, head) => this.upgrade(req, socket, head));
+    // node:http starts the sweep that enforces headersTimeout/requestTimeout on 'listening'; this server
+    // never listens (connections are handed to it), so without this a slow-loris client that drips
+    // header bytes would hold its socket forever.
+    this.http.emit('listening');
     if (options.tls) {
       this.tls = createTlsServer(
         // The TLS handshake gets the same deadline as the protocol handshake (slow-loris).
@@ -145,6 +149,8 @@ export class MessagingListener {
     }
     for (const socket of this.httpSockets) socket.end();
     this.http.closeIdleConnections();
+    // Stops the header-timeout sweep started in the constructor (the server itself never listened).
+    this.http.close();
     const deadline = Date.now() + deadlineMs;
     while (this.sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
     for (const socket of this.sockets) socket.destroy();

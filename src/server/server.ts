@@ -15,6 +15,7 @@ import { FRAME_OVERHEAD_ALLOWANCE } from '../protocol/index.ts';
 import { startAdminServer, type AdminServer } from '../admin/server.ts';
 import { createLogger } from '../observability/logger.ts';
 import { createMetrics, type Metrics } from '../observability/metrics.ts';
+import { createTracing } from '../observability/tracing.ts';
 import { HttpApi, registerPubSubRoutes } from './http-api.ts';
 import { MessagingListener } from './listener.ts';
 import { Security } from '../security/security.ts';
@@ -47,6 +48,14 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 
   const maxPayloadBytes = config.message_bus.max_payload_bytes;
   const broker = new Broker({ maxPayloadBytes, routeCacheSize: config.network.route_cache_size });
+  const tracing = createTracing({
+    enabled: config.monitoring.enable_tracing,
+    endpoint: config.monitoring.jaeger_endpoint,
+    serviceName: 'messaging_server',
+    instanceId,
+    warn: (message) => log.warn(message),
+  });
+  broker.tracer = tracing;
   const counters: TrafficCounters = { bytesReceived: 0, bytesSent: 0, framesReceived: 0, errorsSent: 0 };
   const commands = new Map<string, CommandHandler>();
 
@@ -172,6 +181,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
         await admin?.close();
         tasks.close();
         await durable.close();
+        await tracing.shutdown().catch(() => undefined);
         await security.close();
         log.info('shutdown complete');
       })();

@@ -428,13 +428,13 @@ export abstract class TaskEngine extends QueueEngine {
   /**
    * Claims tick `tick` (its due time) of a schedule and stores the run's task in the same journal
    * record: true for exactly one caller per tick, however many schedulers race for it. A tick at or
-   * before the last claimed one is refused (false).
+   * before the last claimed one, or of a disabled schedule, is refused (false).
    */
   async claimScheduleTick(id: string, tick: number, task: TaskRecord): Promise<boolean> {
     await this.enter();
     const s = this.state.tasks.schedules.get(id);
     if (!s) throw new MessagingError('NOT_FOUND', `schedule "${id}" does not exist`);
-    if (tick <= s.last_tick) return false;
+    if (!s.enabled || tick <= s.last_tick) return false;
     checkRecord(task);
     if (this.state.tasks.get(task.id)) throw conflict(`task ${task.id} already exists`);
     this.taskRec({ t: 'task', add: [task], tick: { id, tick } });

@@ -49,6 +49,8 @@ export interface WorkerInfo {
   queues: string[];
   /** Tasks it holds now. */
   running: number;
+  /** false while it shuts down: it takes no new tasks but may still report on the ones it holds. */
+  online: boolean;
   connected_at: number;
   last_heartbeat: number;
 }
@@ -93,7 +95,7 @@ export class Dispatcher {
       list.push(c);
     }
     let w = this.workers.get(spec.worker);
-    const fresh = !w;
+    const fresh = !w || ![...w.consumers].some((x) => x.active);
     if (!w) {
       w = { consumers: new Set(), connectedAt: this.hooks.now(), lastHeartbeat: this.hooks.now() };
       this.workers.set(spec.worker, w);
@@ -106,13 +108,18 @@ export class Dispatcher {
     return c;
   }
 
-  /** No new tasks for this consumer (UNSUB); what it holds it may still finish. */
+  /** No new tasks for this consumer (UNSUB); what it holds it may still finish and report. */
   stop(c: Consumer): void {
+    if (!c.active) return;
     c.active = false;
+    const w = this.workers.get(c.spec.worker);
+    // The worker goes offline when its last pool stops taking tasks (it may still report).
+    if (w && ![...w.consumers].some((x) => x.active)) this.hooks.offline(this.info(c.spec.worker, w));
   }
 
   /** The consumer's connection is gone. */
   remove(c: Consumer): void {
+    const wasActive = c.active;
     c.active = false;
     for (const q of c.queues) {
       const list = this.byQueue.get(q);
@@ -124,12 +131,10 @@ export class Dispatcher {
     for (const id of c.held) if (this.holders.get(id) === c) this.holders.delete(id);
     const w = this.workers.get(c.spec.worker);
     if (!w) return;
+    const info = this.info(c.spec.worker, w);
     w.consumers.delete(c);
-    if (w.consumers.size === 0) {
-      const info = this.info(c.spec.worker, w);
-      this.workers.delete(c.spec.worker);
-      this.hooks.offline(info);
-    }
+    if (wasActive && ![...w.consumers].some((x) => x.active)) this.hooks.offline(info);
+    if (w.consumers.size === 0) this.workers.delete(c.spec.worker);
   }
 
   /** Whether `worker` is registered by some consumer (settlements are accepted from it). */
@@ -242,6 +247,7 @@ export class Dispatcher {
       pools: [...pools],
       queues: [...queues],
       running,
+      online: [...w.consumers].some((c) => c.active),
       connected_at: w.connectedAt,
       last_heartbeat: w.lastHeartbeat,
     };

@@ -327,7 +327,9 @@ export class TaskService {
       let change: TaskChange;
       if (item.ok) {
         const progress = { value: 1, at: now, ...(rec.progress?.message ? { message: rec.progress.message } : {}) };
-        change = { id: item.id, from: ['running'], to: 'succeeded', set: { result: item.result ?? null, progress }, holder };
+        // A success clears the error an earlier attempt left.
+        const set = { result: item.result ?? null, progress, ...(rec.error ? { unset: ['error' as const] } : {}) };
+        change = { id: item.id, from: ['running'], to: 'succeeded', set, holder };
       } else {
         const d = afterFailure(rec, item.failure ?? { error: { name: 'Error', message: 'failed' } }, this.random);
         change = { id: item.id, from: ['running'], to: d.to, set: d.set, holder };
