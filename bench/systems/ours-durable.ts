@@ -12,15 +12,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Connection } from '../../src/client/index.ts';
-import type { DurableExtras, DurableSystem, Endpoints, OnPayload, TaskSystem } from '../types.ts';
+import type { DurableExtras, DurableSystem, Endpoints, OnPayload } from '../types.ts';
 import { startOursServer } from '../lib/ours-server.ts';
-import { closeAll, NotImplementedError, runTag, UnavailableError } from '../lib/util.ts';
+import { closeAll, runTag, UnavailableError } from '../lib/util.ts';
 
 const PREFETCH = 100;
-
-const notYet = (what: string): never => {
-  throw new NotImplementedError(`not yet implemented: ${what}`);
-};
 
 async function oursConnect(url: string | undefined, name: string, why?: string): Promise<Connection> {
   if (!url) throw new UnavailableError(why ?? 'our server is not running');

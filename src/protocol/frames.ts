@@ -281,7 +281,13 @@ export function msgFrameSize(restLength: number): number {
  * a message id — a server forwards a message this way with one copy and no re-encoding. Returns the
  * offset after the frame.
  */
-export function writeMsgFrame(out: Uint8Array, offset: number, sid: number, msgId: Uint8Array, rest: Uint8Array): number {
+export function writeMsgFrame(
+  out: Uint8Array,
+  offset: number,
+  sid: number,
+  msgId: Uint8Array,
+  rest: Uint8Array,
+): number {
   writeU32(out, offset, 1 + 4 + 1 + MESSAGE_ID_BYTES + rest.length);
   out[offset + 4] = FrameType.MSG;
   writeU32(out, offset + 5, sid >>> 0);
@@ -291,40 +297,42 @@ export function writeMsgFrame(out: Uint8Array, offset: number, sid: number, msgI
   return offset + 10 + MESSAGE_ID_BYTES + rest.length;
 }
 
+/** Optional parts of a PUB or MSG frame. */
+export interface MessageFrameOptions {
+  reply?: string;
+  meta?: MessageMeta;
+  flags?: number;
+  msgId?: Uint8Array;
+}
+
+function encodeWithOptions(
+  type: typeof FrameType.PUB | typeof FrameType.MSG,
+  id: number,
+  topic: string,
+  payload: Uint8Array,
+  o: MessageFrameOptions,
+): Uint8Array {
+  return encodeMessage(type, id, o.flags ?? 0, topic, o.reply ?? '', o.meta, payload, o.msgId);
+}
+
+/** A PUB frame; a non-zero `reqId` asks for a confirm. */
 export function encodePub(
   reqId: number,
   topic: string,
   payload: Uint8Array,
-  options: { reply?: string; meta?: MessageMeta; flags?: number; msgId?: Uint8Array } = {},
+  options: MessageFrameOptions = {},
 ): Uint8Array {
-  return encodeMessage(
-    FrameType.PUB,
-    reqId,
-    options.flags ?? 0,
-    topic,
-    options.reply ?? '',
-    options.meta,
-    payload,
-    options.msgId,
-  );
+  return encodeWithOptions(FrameType.PUB, reqId, topic, payload, options);
 }
 
+/** A MSG frame for subscription `sid`. */
 export function encodeMsg(
   sid: number,
   topic: string,
   payload: Uint8Array,
-  options: { reply?: string; meta?: MessageMeta; flags?: number; msgId?: Uint8Array } = {},
+  options: MessageFrameOptions = {},
 ): Uint8Array {
-  return encodeMessage(
-    FrameType.MSG,
-    sid,
-    options.flags ?? 0,
-    topic,
-    options.reply ?? '',
-    options.meta,
-    payload,
-    options.msgId,
-  );
+  return encodeWithOptions(FrameType.MSG, sid, topic, payload, options);
 }
 
 /**
@@ -411,7 +419,10 @@ function readU32(b: Uint8Array, o: number): number {
 }
 
 /** Hot path: plain byte reads, no closures or DataView, and no copies (the payload is a view). */
-function decodeMessage(type: typeof FrameType.PUB | typeof FrameType.MSG, body: Uint8Array): PubFrame | MsgFrame {
+function decodeMessage(
+  type: typeof FrameType.PUB | typeof FrameType.MSG,
+  body: Uint8Array,
+): PubFrame | MsgFrame {
   const n = body.length;
   if (n < 5) throw bodyError(type, 'truncated header', body, 0);
   const id = readU32(body, 0);
