@@ -12,6 +12,12 @@ import type { Endpoints, TaskJobInfo, TaskSystem } from '../types.ts';
 import { closeAll, runTag, UnavailableError } from '../lib/util.ts';
 
 const RESULT_TTL_MS = 5000;
+/**
+ * Tasks a worker holds ready beyond the one it runs. The server pushes assignments in batches; with one
+ * task per round trip (prefetch 0) a concurrency-1 worker is bound by the round-trip time, where
+ * BullMQ's worker overlaps it by fetching the next job inside the call that completes the current one.
+ */
+const PREFETCH = 16;
 
 export function oursTasks(ep: Endpoints): TaskSystem {
   const queue = `bench.tasks.${runTag()}`;
@@ -30,7 +36,7 @@ export function oursTasks(ep: Endpoints): TaskSystem {
     label: 'messaging-system',
     client: 'src/client',
     notes:
-      'tasks.submit awaited (window); Worker instances with concurrency 1 (prefetch 1); file store, fsync batch',
+      `tasks.submit awaited (window); Worker instances with concurrency 1, prefetch ${PREFETCH}; file store, fsync batch`,
     async setup(count: number, onStarted: (job: TaskJobInfo) => void, onCompleted: () => void) {
       submitter = await open('bench-tasks-submit');
       version = submitter.info.server_version;
@@ -43,7 +49,7 @@ export function oursTasks(ep: Endpoints): TaskSystem {
               onStarted({ dueAt: ctx.task.eta ?? ctx.task.created_at });
             },
           },
-          { queues: [queue], concurrency: 1 },
+          { queues: [queue], concurrency: 1, prefetch: PREFETCH },
         );
         w.on('completed', () => onCompleted());
         workers.push(w);

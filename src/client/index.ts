@@ -68,6 +68,7 @@ export {
   type ScheduleInfo,
   type ScheduleOptions,
   type SubmitOptions,
+  type TaskAssignment,
   type TaskInfo,
   type TaskListFilter,
   type TaskSignature,

@@ -61,6 +61,32 @@ export interface TaskInfo {
   [key: string]: unknown;
 }
 
+/**
+ * A task as a worker receives it (`_tasks.assign`): what a handler may need, without the record's
+ * bookkeeping (retry policy, timestamps, result fields).
+ */
+export interface TaskAssignment {
+  id: string;
+  name: string;
+  args: unknown;
+  queue: string;
+  priority: number;
+  /** This attempt's number: 1 on the first. */
+  attempts: number;
+  max_retries: number;
+  created_at: number;
+  /** The due time it had (ETA, or retry delay), if any. */
+  eta?: number;
+  timeout_ms?: number;
+  tags?: string[];
+  parent?: { id: string; index: number };
+  /** A chain step or chord callback with its own args: the previous result(s). */
+  previous?: unknown;
+  schedule?: { id: string; tick: number };
+  /** Until when this worker holds it (renewed by heartbeats). */
+  lock_until?: number;
+}
+
 /** How to run a task. Absent fields take the server's defaults. */
 export interface SubmitOptions {
   /** Default `default`. */

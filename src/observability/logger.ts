@@ -85,6 +85,7 @@ const REDACTED_FIELDS = [
   'authorization',
   'secret',
   'private_key',
+  'token',
 ].flatMap((name) => [name, `*.${name}`]);
 
 function moduleOf(logger: Logger): string | undefined {

@@ -13,7 +13,16 @@
  * costs one system call; lines are whole, so a crash loses at most the last batch, never half a line.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, createReadStream, fsyncSync, mkdirSync, openSync, readSync, fstatSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  fstatSync,
+  writeSync,
+} from 'node:fs';
 import { dirname } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { Logger } from 'pino';
@@ -91,11 +100,20 @@ export class AuditLog {
     const ts = new Date().toISOString();
     if (this.fd === undefined) {
       if (this.options.level !== 'silent') {
-        this.options.logger[this.options.level]({ audit: { ts, instance: this.options.instanceId, ...record } }, `audit ${record.event} ${record.action} ${record.outcome}`);
+        this.options.logger[this.options.level](
+          { audit: { ts, instance: this.options.instanceId, ...record } },
+          `audit ${record.event} ${record.action} ${record.outcome}`,
+        );
       }
       return;
     }
-    const body = JSON.stringify({ ts, seq: ++this.seq, instance: this.options.instanceId, ...record, prev: this.prev });
+    const body = JSON.stringify({
+      ts,
+      seq: ++this.seq,
+      instance: this.options.instanceId,
+      ...record,
+      prev: this.prev,
+    });
     const hash = sha256(body);
     const line = `${body.slice(0, -1)},"hash":"${hash}"}`;
     this.prev = sha256(line);
@@ -170,11 +188,14 @@ export class AuditLog {
 }
 
 export type VerifyResult =
-  | { ok: true; lines: number; head: string }
-  | { ok: false; line: number; reason: string; lines: number };
+  { ok: true; lines: number; head: string } | { ok: false; line: number; reason: string; lines: number };
 
 /** Checks one line against the chain; returns why it is bad, or undefined. */
-function checkLine(line: string, prev: string, prevSeq: number | undefined): { reason?: string; seq?: number } {
+function checkLine(
+  line: string,
+  prev: string,
+  prevSeq: number | undefined,
+): { reason?: string; seq?: number } {
   let record: Record<string, unknown>;
   try {
     record = JSON.parse(line) as Record<string, unknown>;
@@ -187,8 +208,13 @@ function checkLine(line: string, prev: string, prevSeq: number | undefined): { r
   if (typeof hash !== 'string' || !/^[0-9a-f]{64}$/.test(hash) || !line.endsWith(suffix)) {
     return { reason: 'no "hash" as its last field' };
   }
-  if (record.prev !== prev) return { reason: 'its "prev" does not match the hash of the line before it (a line was changed, removed or inserted)' };
-  if (sha256(line.slice(0, -suffix.length) + '}') !== hash) return { reason: 'its content does not match its "hash" (the line was changed)' };
+  if (record.prev !== prev)
+    return {
+      reason:
+        'its "prev" does not match the hash of the line before it (a line was changed, removed or inserted)',
+    };
+  if (sha256(line.slice(0, -suffix.length) + '}') !== hash)
+    return { reason: 'its content does not match its "hash" (the line was changed)' };
   const seq = typeof record.seq === 'number' ? record.seq : undefined;
   if (prevSeq !== undefined && seq !== undefined && seq !== prevSeq + 1) {
     return { reason: `sequence number ${seq} follows ${prevSeq}` };

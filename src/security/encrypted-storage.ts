@@ -18,7 +18,14 @@ import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MessagingError } from '../protocol/errors.ts';
-import type { DeadLetter, Delivery, Message, MessageInput, Storage, StreamReadResult } from '../storage/types.ts';
+import type {
+  DeadLetter,
+  Delivery,
+  Message,
+  MessageInput,
+  Storage,
+  StreamReadResult,
+} from '../storage/types.ts';
 import type { KeyStore } from './keystore.ts';
 
 const MAGIC = Buffer.from([0xe7, 0x4d, 0x53, 0x47, 0x45, 0x01]); // "\xe7MSGE" v1
@@ -84,7 +91,9 @@ export function checkStoredKeys(dataDir: string, keys: KeyStore): Set<string> {
   try {
     listed = (JSON.parse(readFileSync(file, 'utf8')) as { keys: Record<string, string> }).keys;
   } catch (err) {
-    throw new Error(`${file} is not readable JSON (${(err as Error).message}); it lists the keys the stored data needs`);
+    throw new Error(
+      `${file} is not readable JSON (${(err as Error).message}); it lists the keys the stored data needs`,
+    );
   }
   for (const [id, verifier] of Object.entries(listed)) {
     const key = keys.get(id);
@@ -138,7 +147,10 @@ export class EncryptedStorage {
       streamAppend: (streams, message) => this.inner.streamAppend(streams, this.sealInput(message)),
       // Reads: open it again.
       take: async (queue, consumerId, max) =>
-        (await this.inner.take(queue, consumerId, max)).map((d: Delivery) => ({ ...d, message: this.open(d.message) })),
+        (await this.inner.take(queue, consumerId, max)).map((d: Delivery) => ({
+          ...d,
+          message: this.open(d.message),
+        })),
       listDeadLetters: async (queue, options) =>
         (await this.inner.listDeadLetters(queue, options)).map((d: DeadLetter) => ({
           ...d,
@@ -174,7 +186,8 @@ export class EncryptedStorage {
     if (!dir) return;
     const file = join(dir, CHECK_FILE);
     let listed: Record<string, string> = {};
-    if (existsSync(file)) listed = (JSON.parse(readFileSync(file, 'utf8')) as { keys: Record<string, string> }).keys;
+    if (existsSync(file))
+      listed = (JSON.parse(readFileSync(file, 'utf8')) as { keys: Record<string, string> }).keys;
     listed[id] = Buffer.from(seal(Buffer.from(CHECK_TEXT, 'utf8'), id, key)).toString('base64');
     const tmp = `${file}.tmp`;
     writeFileSync(tmp, JSON.stringify({ format: 1, keys: listed }, null, 2) + '\n', { mode: 0o600 });

@@ -42,7 +42,11 @@ export class HttpGuard {
    * Runs one REST request: authenticate (unless the route is public), rate-limit, authorize, run the
    * handler, audit. `routeKey` is `METHOD /template`, e.g. `GET /v1/queues/{name}`.
    */
-  async run<R extends { body: unknown }>(req: GuardedRequest, routeKey: string, handler: () => R | Promise<R>): Promise<R> {
+  async run<R extends { body: unknown }>(
+    req: GuardedRequest,
+    routeKey: string,
+    handler: () => R | Promise<R>,
+  ): Promise<R> {
     const sec = this.security;
     const address = req.remoteAddress.replace(/^::ffff:/, '');
     let identity = Identity.anonymous(address);
@@ -58,8 +62,14 @@ export class HttpGuard {
       try {
         identity = await sec.authenticateToken(bearerOf(req.headers), address);
       } catch (err) {
-        const error = err instanceof MessagingError ? err : new MessagingError('AUTH_FAILED', 'the token was refused');
-        audit({ event: 'authentication', action: routeKey, outcome: 'failure', reason: `${error.code}: ${error.message}` });
+        const error =
+          err instanceof MessagingError ? err : new MessagingError('AUTH_FAILED', 'the token was refused');
+        audit({
+          event: 'authentication',
+          action: routeKey,
+          outcome: 'failure',
+          reason: `${error.code}: ${error.message}`,
+        });
         if (sec.limiter) await sec.limiter.charge(`addr:${address}`, 0, 1);
         throw error;
       }
@@ -76,7 +86,14 @@ export class HttpGuard {
     const mapped = ROUTE_OPERATIONS[routeKey];
     try {
       if (!mapped) return await handler();
-      return (await sec.runOperation(identity, mapped.op, mapped.args(req.params, req.body), handler, audit, true)) as R;
+      return (await sec.runOperation(
+        identity,
+        mapped.op,
+        mapped.args(req.params, req.body),
+        handler,
+        audit,
+        true,
+      )) as R;
     } catch (err) {
       if (err instanceof MessagingError && err.code === 'PERMISSION_DENIED') {
         const details = err.details ?? {};
@@ -98,7 +115,9 @@ export class HttpGuard {
    *   `X-API-Key`) and names `subject`, optional `permissions` and `expires_in` (≤ token_expiry).
    * - `refresh_token`: `refresh_token` is exchanged for a new pair with the same subject and permissions.
    */
-  async issueToken(req: GuardedRequest): Promise<{ status: number; body: unknown; headers?: Record<string, string> }> {
+  async issueToken(
+    req: GuardedRequest,
+  ): Promise<{ status: number; body: unknown; headers?: Record<string, string> }> {
     const sec = this.security;
     const address = req.remoteAddress.replace(/^::ffff:/, '');
     const jwt = sec.jwt;
@@ -113,24 +132,29 @@ export class HttpGuard {
         ...(reason ? { reason } : {}),
       });
     if (!jwt) {
-      throw new MessagingError('BAD_REQUEST', 'this server issues no tokens: configure jwt_secret (HS256) or [security.auth] key files (RS256)');
+      throw new MessagingError(
+        'BAD_REQUEST',
+        'this server issues no tokens: configure jwt_secret (HS256) or [security.auth] key files (RS256)',
+      );
     }
     try {
-      if (sec.limiter) {
-        const verdict = await sec.limiter.consume(`addr:${address}`);
-        if (!verdict.allowed) throw sec.limiter.error(verdict);
-      }
+      // The request was already charged to the caller's address by `run` (a public route).
       if (grant === 'refresh_token') {
         const token = req.body.refresh_token;
-        if (typeof token !== 'string' || token === '') throw new MessagingError('BAD_REQUEST', '"refresh_token" must be a non-empty string');
+        if (typeof token !== 'string' || token === '')
+          throw new MessagingError('BAD_REQUEST', '"refresh_token" must be a non-empty string');
         const { subject, permissions } = await jwt.verifyRefresh(token);
         const tokens = await jwt.issue(subject, permissions);
         record('success', subject);
         return { status: 200, body: tokens, headers: { 'cache-control': 'no-store' } };
       }
-      if (grant !== 'api_key') throw new MessagingError('BAD_REQUEST', '"grant_type" must be "api_key" or "refresh_token"');
+      if (grant !== 'api_key')
+        throw new MessagingError('BAD_REQUEST', '"grant_type" must be "api_key" or "refresh_token"');
       if (!sec.checkApiKey(bearerOf(req.headers, true))) {
-        throw new MessagingError('AUTH_FAILED', 'issuing tokens needs the API key (Authorization: Bearer <API_KEY>)');
+        throw new MessagingError(
+          'AUTH_FAILED',
+          'issuing tokens needs the API key (Authorization: Bearer <API_KEY>)',
+        );
       }
       const subject = req.body.subject;
       if (typeof subject !== 'string' || subject === '' || subject.length > 256) {
@@ -151,7 +175,11 @@ export class HttpGuard {
       return { status: 200, body: tokens, headers: { 'cache-control': 'no-store' } };
     } catch (err) {
       const e = err instanceof MessagingError ? err : new MessagingError('INTERNAL', 'token issuing failed');
-      record('failure', typeof req.body.subject === 'string' ? req.body.subject.slice(0, 256) : 'unknown', `${e.code}: ${e.message}`);
+      record(
+        'failure',
+        typeof req.body.subject === 'string' ? req.body.subject.slice(0, 256) : 'unknown',
+        `${e.code}: ${e.message}`,
+      );
       if (e.code === 'AUTH_FAILED' && sec.limiter) await sec.limiter.charge(`addr:${address}`, 0, 1);
       throw err;
     }
@@ -181,7 +209,11 @@ export class HttpGuard {
     const [status, code, message] = !sec.apiKeyConfigured
       ? [403, 'PERMISSION_DENIED', 'the admin API is disabled: authentication is on but API_KEY is not set']
       : given === undefined
-        ? [401, 'AUTH_REQUIRED', 'the admin API needs the API key: Authorization: Bearer <API_KEY> or X-API-Key']
+        ? [
+            401,
+            'AUTH_REQUIRED',
+            'the admin API needs the API key: Authorization: Bearer <API_KEY> or X-API-Key',
+          ]
         : [401, 'AUTH_FAILED', 'wrong API key'];
     const text = JSON.stringify({ code, message });
     res.writeHead(status, {

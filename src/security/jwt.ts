@@ -45,7 +45,9 @@ function readKeyFile(what: string, file: string): string {
   try {
     return readFileSync(file, 'utf8');
   } catch (err) {
-    throw new Error(`cannot read [security.auth] ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    throw new Error(
+      `cannot read [security.auth] ${what} ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`,
+    );
   }
 }
 
@@ -61,15 +63,20 @@ export class JwtService {
       if (settings.secret === '') throw new Error('HS256 JWT authentication needs jwt_secret (JWT_SECRET)');
       this.verifyKey = this.signKey = new TextEncoder().encode(settings.secret);
     } else {
-      if (settings.publicKeyFile === '') throw new Error('RS256 JWT authentication needs [security.auth] public_key_file');
+      if (settings.publicKeyFile === '')
+        throw new Error('RS256 JWT authentication needs [security.auth] public_key_file');
       let key: KeyObject;
       try {
         key = createPublicKey(readKeyFile('public_key_file', settings.publicKeyFile));
       } catch (err) {
-        throw new Error(`[security.auth] public_key_file ${settings.publicKeyFile} is not a PEM public key or certificate: ${(err as Error).message}`);
+        throw new Error(
+          `[security.auth] public_key_file ${settings.publicKeyFile} is not a PEM public key or certificate: ${(err as Error).message}`,
+        );
       }
       if (key.asymmetricKeyType !== 'rsa') {
-        throw new Error(`[security.auth] public_key_file holds a ${key.asymmetricKeyType ?? '?'} key; RS256 needs an RSA key`);
+        throw new Error(
+          `[security.auth] public_key_file holds a ${key.asymmetricKeyType ?? '?'} key; RS256 needs an RSA key`,
+        );
       }
       this.verifyKey = key;
       if (settings.privateKeyFile !== '') {
@@ -77,7 +84,9 @@ export class JwtService {
           this.signKey = createPrivateKey(readKeyFile('private_key_file', settings.privateKeyFile));
         } catch (err) {
           // Never echo the file's content: it is a secret.
-          throw new Error(`[security.auth] private_key_file ${settings.privateKeyFile} is not a PEM private key: ${(err as Error).message.split('\n')[0]}`);
+          throw new Error(
+            `[security.auth] private_key_file ${settings.privateKeyFile} is not a PEM private key: ${(err as Error).message.split('\n')[0]}`,
+          );
         }
       }
     }
@@ -94,7 +103,10 @@ export class JwtService {
   async verifyAccess(token: string, address: string): Promise<Identity> {
     const payload = await this.verify(token);
     if (payload.token_use === 'refresh') {
-      throw new MessagingError('AUTH_FAILED', 'a refresh token cannot be used to connect; exchange it at POST /v1/auth/token');
+      throw new MessagingError(
+        'AUTH_FAILED',
+        'a refresh token cannot be used to connect; exchange it at POST /v1/auth/token',
+      );
     }
     return this.identityOf(payload, address);
   }
@@ -171,19 +183,31 @@ export class JwtService {
 function tokenError(err: unknown): MessagingError {
   if (err instanceof MessagingError) return err;
   if (err instanceof joseErrors.JWTExpired) {
-    return new MessagingError('TOKEN_EXPIRED', 'the token has expired; get a new one (POST /v1/auth/token with a refresh token)');
+    return new MessagingError(
+      'TOKEN_EXPIRED',
+      'the token has expired; get a new one (POST /v1/auth/token with a refresh token)',
+    );
   }
   if (err instanceof joseErrors.JWTClaimValidationFailed) {
-    return new MessagingError('AUTH_FAILED', `the token was refused: claim "${err.claim}" ${err.reason === 'check_failed' ? 'is not acceptable' : err.reason.replaceAll('_', ' ')}`);
+    return new MessagingError(
+      'AUTH_FAILED',
+      `the token was refused: claim "${err.claim}" ${err.reason === 'check_failed' ? 'is not acceptable' : err.reason.replaceAll('_', ' ')}`,
+    );
   }
   if (err instanceof joseErrors.JOSEAlgNotAllowed) {
-    return new MessagingError('AUTH_FAILED', 'the token was refused: its signature algorithm is not the one this server accepts');
+    return new MessagingError(
+      'AUTH_FAILED',
+      'the token was refused: its signature algorithm is not the one this server accepts',
+    );
   }
   if (err instanceof joseErrors.JWSSignatureVerificationFailed) {
     return new MessagingError('AUTH_FAILED', 'the token was refused: bad signature');
   }
   if (err instanceof joseErrors.JOSEError) {
-    return new MessagingError('AUTH_FAILED', `the token was refused: ${err.code === 'ERR_JWT_INVALID' || err.code === 'ERR_JWS_INVALID' ? 'malformed token' : err.code}`);
+    return new MessagingError(
+      'AUTH_FAILED',
+      `the token was refused: ${err.code === 'ERR_JWT_INVALID' || err.code === 'ERR_JWS_INVALID' ? 'malformed token' : err.code}`,
+    );
   }
   return new MessagingError('AUTH_FAILED', 'the token was refused: malformed token');
 }

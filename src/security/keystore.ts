@@ -8,7 +8,16 @@
  * so a reader never sees half a key or a `current` pointing at a key not yet on disk.
  */
 import { randomBytes } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 
 export const KEY_BYTES = 32;
@@ -23,7 +32,10 @@ export interface KeyInfo {
 
 /** `20250101T120000Z-3fa2c1`: creation time first so ids sort by age. */
 export function newKeyId(now = Date.now()): string {
-  const stamp = new Date(now).toISOString().replace(/[-:]/g, '').replace(/\.\d+Z$/, 'Z');
+  const stamp = new Date(now)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d+Z$/, 'Z');
   return `${stamp}-${randomBytes(3).toString('hex')}`;
 }
 
@@ -114,7 +126,9 @@ export class KeyStore {
       current = [...created.entries()].sort((a, b) => b[1] - a[1] || b[0].localeCompare(a[0]))[0]![0];
     }
     if (keys.size > 0 && !keys.has(current)) {
-      throw new Error(`key store ${this.dir}: "current" names key "${current}", but ${current}.key is missing`);
+      throw new Error(
+        `key store ${this.dir}: "current" names key "${current}", but ${current}.key is missing`,
+      );
     }
     const changed = current !== this.currentId;
     this.keys = keys;

@@ -53,7 +53,13 @@ export const COMMAND_RULES: Readonly<Record<string, OperationRule>> = {
  * from the path parameters and the body.
  */
 export const ROUTE_OPERATIONS: Readonly<
-  Record<string, { op: string; args: (params: Record<string, string>, body: Record<string, unknown>) => Record<string, unknown> }>
+  Record<
+    string,
+    {
+      op: string;
+      args: (params: Record<string, string>, body: Record<string, unknown>) => Record<string, unknown>;
+    }
+  >
 > = {
   'POST /v1/publish': { op: 'publish', args: (_p, b) => b },
   'POST /v1/request': { op: 'publish', args: (_p, b) => b },

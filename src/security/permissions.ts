@@ -177,7 +177,11 @@ export function parsePermissions(claim: unknown): Permissions | undefined {
   for (const key of CLAIM_KEYS) {
     const value = (claim as Record<string, unknown>)[key];
     if (value === undefined) continue;
-    if (!Array.isArray(value) || value.some((v) => typeof v !== 'string' || v === '') || value.length > 1000) {
+    if (
+      !Array.isArray(value) ||
+      value.some((v) => typeof v !== 'string' || v === '') ||
+      value.length > 1000
+    ) {
       throw new MessagingError(
         'AUTH_FAILED',
         `the token's permissions.${key} must be an array of non-empty strings`,
@@ -185,7 +189,10 @@ export function parsePermissions(claim: unknown): Permissions | undefined {
     }
     const list = value as string[];
     if ((key === 'publish' || key === 'subscribe') && list.some((p) => !isValidPattern(p))) {
-      throw new MessagingError('AUTH_FAILED', `the token's permissions.${key} holds an invalid topic pattern`);
+      throw new MessagingError(
+        'AUTH_FAILED',
+        `the token's permissions.${key} holds an invalid topic pattern`,
+      );
     }
     out[key] = Object.freeze([...list]);
   }

@@ -16,7 +16,12 @@
  * (or the locally counted remainder reaches zero). A connection can therefore overshoot by at most one
  * batch before it is refused.
  */
-import { RateLimiterMemory, RateLimiterRedis, RateLimiterRes, type RateLimiterAbstract } from 'rate-limiter-flexible';
+import {
+  RateLimiterMemory,
+  RateLimiterRedis,
+  RateLimiterRes,
+  type RateLimiterAbstract,
+} from 'rate-limiter-flexible';
 import type { Redis } from 'ioredis';
 import { MessagingError } from '../protocol/errors.ts';
 
@@ -77,7 +82,8 @@ export class RateLimiter {
       });
     };
     this.main = make('req', settings.maxRequests, settings.windowSeconds);
-    this.burst = settings.burstSize > 0 ? make('burst', settings.burstSize, settings.windowSeconds) : undefined;
+    this.burst =
+      settings.burstSize > 0 ? make('burst', settings.burstSize, settings.windowSeconds) : undefined;
     this.violations =
       settings.blacklistThreshold > 0
         ? make('viol', settings.blacklistThreshold, settings.blacklistDuration)
@@ -113,7 +119,8 @@ export class RateLimiter {
         const banned = await this.addViolations(key, violations);
         if (banned > 0) return refused(banned, true);
       }
-      if (points <= 0) return { allowed: true, retryAfterMs: 0, blacklisted: false, remaining: 0, resetMs: 0 };
+      if (points <= 0)
+        return { allowed: true, retryAfterMs: 0, blacklisted: false, remaining: 0, resetMs: 0 };
       return await this.take(key, points);
     } catch (err) {
       this.settings.onStoreError?.(err);
@@ -208,7 +215,13 @@ export class RateLimiter {
 }
 
 function refused(retryAfterMs: number, blacklisted: boolean): Verdict {
-  return { allowed: false, retryAfterMs: Math.max(1, retryAfterMs), blacklisted, remaining: 0, resetMs: retryAfterMs };
+  return {
+    allowed: false,
+    retryAfterMs: Math.max(1, retryAfterMs),
+    blacklisted,
+    remaining: 0,
+    resetMs: retryAfterMs,
+  };
 }
 
 /**

@@ -102,9 +102,13 @@ export class Security {
           maxRetriesPerRequest: 1,
           lazyConnect: false,
         });
-        this.redis.on('error', (err: Error) => this.log.warn({ err: err.message }, 'rate-limit Redis connection error'));
+        this.redis.on('error', (err: Error) =>
+          this.log.warn({ err: err.message }, 'rate-limit Redis connection error'),
+        );
       } else if (config.clustering.enable) {
-        this.log.warn('[clustering] is enabled but [redis] host is not set: rate limits are counted per node');
+        this.log.warn(
+          '[clustering] is enabled but [redis] host is not set: rate limits are counted per node',
+        );
       }
       let lastStoreError = 0;
       this.limiter = new RateLimiter({
@@ -127,7 +131,9 @@ export class Security {
     const au = config.audit;
     if (au.enabled) {
       if (au.log_format === 'text') {
-        this.log.warn('[audit] log_format = text is not supported: audit records are JSON lines so they can be verified');
+        this.log.warn(
+          '[audit] log_format = text is not supported: audit records are JSON lines so they can be verified',
+        );
       }
       this.audit = new AuditLog({
         file: au.log_file,
@@ -153,7 +159,10 @@ export class Security {
   /** Verifies a client credential (HELLO `token`, REST Bearer) by the configured auth type. */
   async authenticateToken(token: unknown, address: string): Promise<Identity> {
     if (token === undefined || token === null || token === '') {
-      throw new MessagingError('AUTH_REQUIRED', 'authentication is required: send a token (HELLO "token" or Authorization: Bearer)');
+      throw new MessagingError(
+        'AUTH_REQUIRED',
+        'authentication is required: send a token (HELLO "token" or Authorization: Bearer)',
+      );
     }
     if (typeof token !== 'string') throw new MessagingError('AUTH_FAILED', 'the token must be a string');
     if (this.authType === 'api_key') {
@@ -191,7 +200,9 @@ export class Security {
     if (!event && !list) return run();
     const name = rule.arg ? args[rule.arg] : undefined;
     const resource =
-      rule.kind && typeof name === 'string' ? { kind: rule.kind.slice(0, -1), name: name.slice(0, 255) } : undefined;
+      rule.kind && typeof name === 'string'
+        ? { kind: rule.kind.slice(0, -1), name: name.slice(0, 255) }
+        : undefined;
     const done = (value: unknown): unknown => {
       if (event) audit({ event, action: op, outcome: 'success', ...(resource ? { resource } : {}) });
       if (!list) return value;
@@ -239,8 +250,15 @@ export class Security {
       beforeSeal: this.keyCheck(),
     }).asStorage();
     this.log.info(
-      { key_store: enc.key_store, current_key: keys.current.id, keys: keys.list().length, encrypt: enc.data_at_rest },
-      enc.data_at_rest ? 'encryption at rest on (AES-256-GCM)' : 'encryption at rest off; existing encrypted records stay readable',
+      {
+        key_store: enc.key_store,
+        current_key: keys.current.id,
+        keys: keys.list().length,
+        encrypt: enc.data_at_rest,
+      },
+      enc.data_at_rest
+        ? 'encryption at rest on (AES-256-GCM)'
+        : 'encryption at rest off; existing encrypted records stay readable',
     );
     return wrapped;
   }
@@ -250,7 +268,10 @@ export class Security {
     if (!this.audit) return;
     const configSha = createHash('sha256').update(formatConfig(this.config)).digest('hex');
     const previous = this.audit.lastConfigDigest;
-    const base = { actor: { subject: 'system', method: 'local' }, source: { address: 'local', transport: 'process' } };
+    const base = {
+      actor: { subject: 'system', method: 'local' },
+      source: { address: 'local', transport: 'process' },
+    };
     if (previous !== undefined && previous !== configSha) {
       this.audit.record({
         ...base,
@@ -265,7 +286,13 @@ export class Security {
       event: 'system_start',
       action: 'start',
       outcome: 'success',
-      details: { port, pid: process.pid, config_sha256: configSha, tls: this.tls !== undefined, auth: this.authRequired },
+      details: {
+        port,
+        pid: process.pid,
+        config_sha256: configSha,
+        tls: this.tls !== undefined,
+        auth: this.authRequired,
+      },
     });
   }
 
@@ -313,7 +340,10 @@ export class Security {
     if (!keys || !this.config.security.encryption.data_at_rest || days <= 0) return;
     if (keys.currentAgeMs() < days * DAY_MS) return;
     const id = keys.rotate();
-    this.keyRotated(why === 'start' ? 'rotated at start (key_rotation_days)' : 'rotated (key_rotation_days)', id);
+    this.keyRotated(
+      why === 'start' ? 'rotated at start (key_rotation_days)' : 'rotated (key_rotation_days)',
+      id,
+    );
   }
 
   private keyRotated(how: string, id: string): void {

@@ -26,7 +26,8 @@ export function addressOf(remote: string): string {
   const bracket = /^\[(.*)\]:\d+$/.exec(remote);
   if (bracket) return bracket[1]!;
   const i = remote.lastIndexOf(':');
-  return i > 0 ? remote.slice(0, i) : remote;
+  // IPv4-mapped IPv6 ("::ffff:10.0.0.1") is the same client as "10.0.0.1" (as REST sees it).
+  return (i > 0 ? remote.slice(0, i) : remote).replace(/^::ffff:/, '');
 }
 
 export class SessionGuard {
@@ -68,8 +69,14 @@ export class SessionGuard {
       try {
         this.identity = await sec.authenticateToken(hello.token, address);
       } catch (err) {
-        const error = err instanceof MessagingError ? err : new MessagingError('AUTH_FAILED', 'the token was refused');
-        this.audit({ event: 'authentication', action: 'connect', outcome: 'failure', reason: `${error.code}: ${error.message}` });
+        const error =
+          err instanceof MessagingError ? err : new MessagingError('AUTH_FAILED', 'the token was refused');
+        this.audit({
+          event: 'authentication',
+          action: 'connect',
+          outcome: 'failure',
+          reason: `${error.code}: ${error.message}`,
+        });
         if (sec.limiter) void sec.limiter.charge(`addr:${address}`, 0, 1);
         throw error;
       }
@@ -140,14 +147,22 @@ export class SessionGuard {
     if (wait > MAX_TIMER_MS) {
       this.expiryTimer = setTimeout(() => this.armExpiry(), MAX_TIMER_MS);
     } else {
-      this.expiryTimer = setTimeout(() => {
-        if (this.closed) return;
-        this.audit({ event: 'authentication', action: 'token_expired', outcome: 'failure', reason: 'the token expired on a live connection' });
-        this.session.fail(
-          new MessagingError('TOKEN_EXPIRED', 'the token has expired; reconnect with a new token'),
-          'auth_expired',
-        );
-      }, Math.max(0, wait));
+      this.expiryTimer = setTimeout(
+        () => {
+          if (this.closed) return;
+          this.audit({
+            event: 'authentication',
+            action: 'token_expired',
+            outcome: 'failure',
+            reason: 'the token expired on a live connection',
+          });
+          this.session.fail(
+            new MessagingError('TOKEN_EXPIRED', 'the token has expired; reconnect with a new token'),
+            'auth_expired',
+          );
+        },
+        Math.max(0, wait),
+      );
     }
     this.expiryTimer.unref();
   }
@@ -177,7 +192,8 @@ export function checkRule(identity: Identity, rule: OperationRule, args: Record<
     if (typeof name === 'string') authorize(identity, rule.kind, name);
   }
   if (rule.bindings && Array.isArray(args.bindings)) {
-    for (const pattern of args.bindings) if (typeof pattern === 'string') authorizeSubscribe(identity, pattern);
+    for (const pattern of args.bindings)
+      if (typeof pattern === 'string') authorizeSubscribe(identity, pattern);
   }
   if (rule.publishArg) {
     const topic = args[rule.publishArg];

@@ -30,8 +30,9 @@ function conflict(message: string, details?: Record<string, unknown>): Messaging
   return new MessagingError('TASK_CONFLICT', message, details ? { details } : undefined);
 }
 
+/** Records in the table are replaced, never mutated (see TaskEntry), so handing one out is safe. */
 function copy(r: TaskRecord): TaskRecord {
-  return { ...r };
+  return r;
 }
 
 function checkRecord(r: TaskRecord): void {
@@ -53,37 +54,34 @@ export abstract class TaskEngine extends QueueEngine {
    */
   private transition(e: TaskEntry, to: TaskState | undefined, set: TaskPatch | undefined, now: number): TaskSetFact {
     const from = e.rec.state;
-    const fact: TaskSetFact = { ...set, id: e.rec.id, updated_at: now };
-    if (fact.eta_in_ms !== undefined) {
-      fact.eta = now + fact.eta_in_ms;
-      delete fact.eta_in_ms;
+    // Built field by field (no spread, no delete): facts are hot, and JSON-encoded for the journal.
+    const fact: TaskSetFact = { id: e.rec.id, updated_at: now };
+    if (set) {
+      const f = fact as Record<string, unknown>;
+      for (const key in set) {
+        if (key === 'state' || key === 'eta_in_ms' || key === 'id') continue;
+        const value = (set as Record<string, unknown>)[key];
+        if (value !== undefined) f[key] = value;
+      }
+      if (set.eta_in_ms !== undefined) fact.eta = now + set.eta_in_ms;
     }
-    if (to === undefined || to === from) {
-      delete fact.state;
-      return fact;
-    }
+    if (to === undefined || to === from) return fact;
     if (!canTransition(from, to)) {
       throw conflict(`task ${e.rec.id} cannot go from ${from} to ${to}`, { id: e.rec.id, state: from });
     }
     fact.state = to;
-    const unset = new Set(fact.unset ?? []);
-    if (from === 'running') {
-      unset.add('worker');
-      unset.add('lock_until');
-    }
-    if (to === 'queued') {
-      fact.queued_at = now;
-      unset.add('eta');
-    } else if (to === 'retrying' || to === 'pending') {
+    // `eta` stays as the last due time (it only matters while pending or retrying).
+    if (to === 'queued') fact.queued_at = now;
+    else if (to === 'retrying' || to === 'pending') {
       if (typeof fact.eta !== 'number') fact.eta = now;
     } else if (isTerminal(to)) {
       fact.finished_at = now;
       fact.delete_at = now + e.rec.result_ttl_ms;
-      unset.add('eta');
     }
-    for (const k of Object.keys(fact) as (keyof TaskRecord)[]) unset.delete(k);
-    if (unset.size) fact.unset = [...unset];
-    else delete fact.unset;
+    // Leaving `running` releases the lock (unless the caller sets those fields itself).
+    if (from === 'running' && fact.worker === undefined && fact.lock_until === undefined) {
+      fact.unset = fact.unset ? [...fact.unset, 'worker', 'lock_until'] : ['worker', 'lock_until'];
+    }
     return fact;
   }
 
@@ -261,7 +259,7 @@ export abstract class TaskEngine extends QueueEngine {
     await this.enter();
     const e = this.state.tasks.get(id);
     if (!e || e.rec.state !== 'running' || e.rec.worker !== worker || e.rec.attempts !== attempt) return false;
-    e.rec.progress = progress;
+    this.state.tasks.setProgress(e, progress);
     return true;
   }
 
@@ -363,18 +361,15 @@ export abstract class TaskEngine extends QueueEngine {
       await this.durable();
     }
     t.compactHeaps();
-    const next = Math.min(
-      t.top(t.due, (k, h) => t.isDue(k, h)),
-      t.top(t.expiry, (k, h) => t.isExpiring(k, h)),
-      t.top(t.locks, (k, h) => t.isLocked(k, h)),
-      t.top(t.purge, (k, h) => t.isPurgeable(k, h)),
-    );
+    const next = Math.min(t.top(t.due, (k, h) => t.isDue(k, h)), t.top(t.expiry, (k, h) => t.isExpiring(k, h)));
+    const later = Math.min(t.top(t.locks, (k, h) => t.isLocked(k, h)), t.top(t.purge, (k, h) => t.isPurgeable(k, h)));
     return {
       queued: queued.map((e) => copy(e.rec)),
       expired: expired.map((e) => copy(e.rec)),
       stalled: stalled.map((e) => copy(e.rec)),
       removed: del.length,
       next_due_at: next === Infinity ? null : next,
+      next_housekeeping_at: later === Infinity ? null : later,
     };
   }
 

@@ -225,8 +225,10 @@ export interface TaskTickResult {
   stalled: TaskRecord[];
   /** Finished records removed after their result TTL. */
   removed: number;
-  /** Earliest time something becomes due, or null. */
+  /** Earliest due time (ETA, retry delay, expiry) — worth a precise timer — or null. */
   next_due_at: number | null;
+  /** Earliest lock deadline or result-TTL removal — fine to handle a little late — or null. */
+  next_housekeeping_at: number | null;
 }
 
 export interface ScheduleRecord {

@@ -3,7 +3,7 @@
  * here; semantics live in `TaskService` and the storage.
  *
  * Workers: `task.worker` opens a consumer on a sid; the server then sends MSG frames on that sid —
- * topic `_tasks.assign` with `{"tasks": [record…]}` (claimed for this worker, running under its lock) and
+ * topic `_tasks.assign` with `{"tasks": [assignment…]}` (claimed for this worker, running under its lock) and
  * `_tasks.abort` with `{"ids": […], "reason"}` (cancelled: abort the handler). The worker answers with
  * `task.settle`, `task.heartbeat`, `task.progress` and `task.release`, batched.
  */
@@ -117,6 +117,27 @@ function settleItems(a: Args): SettleItem[] {
   });
 }
 
+/** What a worker gets of a claimed task (client type `TaskAssignment`); undefined fields drop out. */
+function assignment(t: TaskRecord): object {
+  return {
+    id: t.id,
+    name: t.name,
+    args: t.args,
+    queue: t.queue,
+    priority: t.priority,
+    attempts: t.attempts,
+    max_retries: t.max_retries,
+    created_at: t.created_at,
+    eta: t.eta,
+    timeout_ms: t.timeout_ms,
+    tags: t.tags,
+    parent: t.parent,
+    previous: t.previous,
+    schedule: t.schedule,
+    lock_until: t.lock_until,
+  };
+}
+
 /** Encodes claimed tasks as one or more `_tasks.assign` MSG frames on `sid`. */
 function assignFrames(sid: number, tasks: TaskRecord[]): Uint8Array[] {
   const frames: Uint8Array[] = [];
@@ -129,7 +150,7 @@ function assignFrames(sid: number, tasks: TaskRecord[]): Uint8Array[] {
     size = 0;
   };
   for (const t of tasks) {
-    const json = JSON.stringify(t);
+    const json = JSON.stringify(assignment(t));
     if (size + json.length > MAX_ASSIGN_BYTES) flush();
     parts.push(json);
     size += json.length + 1;
@@ -141,8 +162,8 @@ function assignFrames(sid: number, tasks: TaskRecord[]): Uint8Array[] {
 export function registerTaskCommands(commands: Map<string, CommandHandler>, service: TaskService): void {
   const ops: Record<string, CommandHandler> = {
     'task.submit': async (_s, a) => {
-      const [r] = await service.submit([a]);
-      return { ...r!.task, created: r!.created };
+      const r = await service.submitOne(a);
+      return { ...r.task, created: r.created };
     },
     'task.submit_many': async (_s, a) => {
       const tasks = list(a, 'tasks');

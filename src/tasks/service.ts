@@ -63,6 +63,7 @@ export interface SettleResult {
 }
 
 const CONFLICT_RETRIES = 5;
+const COARSE_MS = 250;
 
 export class TaskService {
   readonly storage: Storage;
@@ -94,7 +95,7 @@ export class TaskService {
         for (const t of claimed) {
           this.stats.started(t);
           this.events.state(t, now);
-          if (t.lock_until !== undefined) this.dueAt(t.lock_until);
+          if (t.lock_until !== undefined) this.dueAt(t.lock_until, true);
         }
         for (const t of expired) this.observe(t);
       },
@@ -154,6 +155,33 @@ export class TaskService {
     const records = argsList.map((a) => recordFromArgs(a, now));
     return this.submitRecords(records);
   }
+
+  /**
+   * One `task.submit`: the submits of one burst (the frames of one socket read, parsed in one go) are
+   * stored with one storage call — one journal record, one durability wait.
+   */
+  submitOne(args: Record<string, unknown>): Promise<{ task: TaskRecord; created: boolean }> {
+    const record = recordFromArgs(args, this.now());
+    return new Promise((resolve, reject) => {
+      this.burst.push({ record, resolve, reject });
+      if (this.burst.length === 1) queueMicrotask(this.flushBurst);
+    });
+  }
+
+  private burst: {
+    record: TaskRecord;
+    resolve: (r: { task: TaskRecord; created: boolean }) => void;
+    reject: (err: unknown) => void;
+  }[] = [];
+
+  private readonly flushBurst = (): void => {
+    const burst = this.burst;
+    this.burst = [];
+    this.submitRecords(burst.map((b) => b.record)).then(
+      (out) => burst.forEach((b, i) => b.resolve(out[i]!)),
+      (err: unknown) => burst.forEach((b) => b.reject(err)),
+    );
+  };
 
   async submitRecords(records: readonly TaskRecord[]): Promise<{ task: TaskRecord; created: boolean }[]> {
     const out = await this.storage.submitTasks(records);
@@ -313,12 +341,16 @@ export class TaskService {
   /** A worker reports how attempts ended. Each is accepted only while that worker still holds it. */
   async settle(worker: string, items: readonly SettleItem[]): Promise<SettleResult[]> {
     this.checkWorker(worker);
+    // Free the worker's slots first: its next tasks are claimed while these changes reach the disk.
+    this.dispatcher.release(items.map((i) => i.id));
     const now = this.now();
     const results: SettleResult[] = [];
     const plain: { change: TaskChange; item: SettleItem; rec: TaskRecord }[] = [];
     const linked: { change: TaskChange; item: SettleItem; rec: TaskRecord }[] = [];
-    for (const item of items) {
-      const rec = await this.storage.getTask(item.id);
+    const recs = await Promise.all(items.map((i) => this.storage.getTask(i.id)));
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!;
+      const rec = recs[i];
       if (!rec || rec.state !== 'running' || rec.worker !== worker || rec.attempts !== item.attempt) {
         results.push({ id: item.id, ok: false, reason: refusal(rec), ...(rec ? { state: rec.state } : {}) });
         continue;
@@ -342,7 +374,6 @@ export class TaskService {
       outcomes.forEach((o, i) => results.push(this.afterSettle(plain[i]!.rec, o, now)));
     }
     for (const l of linked) results.push(await this.settleLinked(l.rec, l.change, l.item, now));
-    this.dispatcher.release(items.map((i) => i.id));
     return results;
   }
 
@@ -438,7 +469,7 @@ export class TaskService {
     if (ids.length === 0) return [];
     const { lost } = await this.storage.renewTaskLocks(worker, ids, lockMs);
     if (lost.length) this.dispatcher.release(lost);
-    this.dueAt(this.now() + lockMs);
+    this.dueAt(this.now() + lockMs, true);
     return lost;
   }
 
@@ -495,7 +526,7 @@ export class TaskService {
     }
     if (t.expires !== undefined && !isTerminal(t.state)) this.dueAt(t.expires);
     if (isTerminal(t.state)) {
-      if (t.delete_at !== undefined) this.dueAt(t.delete_at);
+      if (t.delete_at !== undefined) this.dueAt(t.delete_at, true);
       const set = this.waiters.get(t.id);
       if (set) for (const w of [...set]) w(t);
       if (t.parent && !o.workflowDone) {
@@ -504,8 +535,13 @@ export class TaskService {
     }
   }
 
-  /** Something falls due at `at`: make sure housekeeping runs then. */
-  private dueAt(at: number): void {
+  /**
+   * Something falls due at `at`: make sure housekeeping runs then. `coarse` (lock deadlines, result
+   * TTLs) rounds up to the next COARSE_MS boundary, so a stream of finishing tasks costs a few passes a
+   * second instead of one per task; ETAs and retry delays keep a precise timer.
+   */
+  private dueAt(at: number, coarse = false): void {
+    if (coarse) at = Math.ceil(at / COARSE_MS) * COARSE_MS;
     if (this.closed || at >= this.timerAt) return;
     clearTimeout(this.timer);
     this.timerAt = at;
@@ -546,6 +582,7 @@ export class TaskService {
         }
       }
       if (r.next_due_at !== null) this.dueAt(r.next_due_at);
+      if (r.next_housekeeping_at !== null) this.dueAt(r.next_housekeeping_at, true);
     } catch (err) {
       this.o.logger?.error({ err }, 'task housekeeping failed');
       this.dueAt(this.now() + 1000);

@@ -13,7 +13,7 @@
  */
 import { pathToFileURL } from 'node:url';
 import { resolve } from 'node:path';
-import type { TaskInfo } from '../client/tasks.ts';
+import type { TaskAssignment } from '../client/tasks.ts';
 
 export type PoolName = 'realtime' | 'batch' | 'background' | 'cpu';
 export const POOL_NAMES: readonly PoolName[] = ['realtime', 'batch', 'background', 'cpu'];
@@ -35,8 +35,8 @@ export interface TaskContext {
   progress(value: number, message?: string): void;
   /** A chain step (or chord callback) declared with its own args: the previous result(s). */
   readonly previous: unknown;
-  /** The whole task record as the server sent it. */
-  readonly task: TaskInfo;
+  /** The task as assigned: args, attempt, timeout, tags, parent, schedule… */
+  readonly task: TaskAssignment;
 }
 
 /**

@@ -5,7 +5,7 @@
  * pause: the worker keeps its id across reconnects, so the server still accepts it while the task's
  * lock holds.
  */
-import type { TaskInfo } from '../client/tasks.ts';
+import type { TaskAssignment } from '../client/tasks.ts';
 import type { ReportedFailure } from './errors.ts';
 
 const PROGRESS_MS = 50;
@@ -20,7 +20,7 @@ export interface SettleOutcome {
 }
 
 interface Pending {
-  task: TaskInfo;
+  task: TaskAssignment;
   item: Record<string, unknown>;
   onResult(r: SettleOutcome): void;
 }
@@ -43,23 +43,23 @@ export class Reporter {
     private readonly canResend: () => boolean = () => true,
   ) {}
 
-  succeeded(task: TaskInfo, result: unknown, onResult: (r: SettleOutcome) => void): void {
+  succeeded(task: TaskAssignment, result: unknown, onResult: (r: SettleOutcome) => void): void {
     this.settles.push({ task, item: { id: task.id, attempt: task.attempts, ok: true, result: result ?? null }, onResult });
     this.schedule();
   }
 
-  failed(task: TaskInfo, failure: ReportedFailure, onResult: (r: SettleOutcome) => void): void {
+  failed(task: TaskAssignment, failure: ReportedFailure, onResult: (r: SettleOutcome) => void): void {
     this.settles.push({ task, item: { id: task.id, attempt: task.attempts, ok: false, ...failure }, onResult });
     this.schedule();
   }
 
   /** Gives the task back unfinished: queued again, the attempt not counted. */
-  release(task: TaskInfo, onResult: (r: SettleOutcome) => void = () => undefined): void {
+  release(task: TaskAssignment, onResult: (r: SettleOutcome) => void = () => undefined): void {
     this.releases.push({ task, item: { id: task.id, attempt: task.attempts }, onResult });
     this.schedule();
   }
 
-  setProgress(task: TaskInfo, value: number, message?: string): void {
+  setProgress(task: TaskAssignment, value: number, message?: string): void {
     const item: Record<string, unknown> = { id: task.id, attempt: task.attempts, value };
     if (message !== undefined) item['message'] = message;
     this.progress.set(task.id, item);

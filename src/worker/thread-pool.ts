@@ -6,12 +6,12 @@
  * look at a signal — is terminated and replaced, so a timeout really stops the work.
  */
 import { Worker as Thread } from 'node:worker_threads';
-import type { TaskInfo } from '../client/tasks.ts';
+import type { TaskAssignment } from '../client/tasks.ts';
 import type { ReportedFailure } from './errors.ts';
 
 interface Job {
   id: string;
-  task: TaskInfo;
+  task: TaskAssignment;
   signal: AbortSignal;
   progress(value: number, message?: string): void;
   resolve(result: unknown): void;
@@ -59,7 +59,7 @@ export class ThreadPool {
     return slot;
   }
 
-  run(task: TaskInfo, signal: AbortSignal, progress: (value: number, message?: string) => void): Promise<unknown> {
+  run(task: TaskAssignment, signal: AbortSignal, progress: (value: number, message?: string) => void): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const job: Job = { id: `${task.id}#${task.attempts}`, task, signal, progress, resolve, reject };
       this.waiting.push(job);

@@ -24,7 +24,7 @@ import type { Connection } from '../client/connection.ts';
 import { TypedEmitter } from '../client/events.ts';
 import type { Message } from '../client/message.ts';
 import type { OpenedSubscription } from '../client/opened-subscription.ts';
-import type { TaskInfo } from '../client/tasks.ts';
+import type { TaskAssignment } from '../client/tasks.ts';
 import { describeFailure, TaskAbortedError, TaskTimeoutError, type ReportedFailure } from './errors.ts';
 import {
   POOL_NAMES,
@@ -65,18 +65,18 @@ export interface WorkerOptions {
 
 export interface WorkerEvents {
   ready: { worker: string; pools: PoolName[] };
-  started: { task: TaskInfo; pool: PoolName };
+  started: { task: TaskAssignment; pool: PoolName };
   /** The server recorded the success. */
-  completed: { task: TaskInfo; result: unknown };
+  completed: { task: TaskAssignment; result: unknown };
   /** The server recorded the failed attempt; `state` is `retrying` or `failed`. */
-  failed: { task: TaskInfo; error: ReportedFailure['error']; state: string | undefined };
+  failed: { task: TaskAssignment; error: ReportedFailure['error']; state: string | undefined };
   error: Error;
   closed: { finished: number; handedBack: number };
 }
 
 interface Running {
-  task: TaskInfo;
-  ac: AbortController;
+  task: TaskAssignment;
+  abort: LazyAbort;
   /** The outcome was reported (or must not be: the task went elsewhere). */
   reported: boolean;
   /** Still occupying a concurrency slot. */
@@ -86,7 +86,7 @@ interface Running {
 
 class Pool {
   sub: OpenedSubscription | undefined;
-  readonly backlog: TaskInfo[] = [];
+  readonly backlog: TaskAssignment[] = [];
   readonly running = new Map<string, Running>();
   active = 0;
 
@@ -217,7 +217,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   }
 
   private onMessage(pool: Pool, m: Message): void {
-    let body: { tasks?: TaskInfo[]; ids?: string[]; reason?: string };
+    let body: { tasks?: TaskAssignment[]; ids?: string[]; reason?: string };
     try {
       body = m.json();
     } catch {
@@ -238,9 +238,14 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     }
   }
 
-  private run(pool: Pool, task: TaskInfo): void {
-    const ac = new AbortController();
-    const r: Running = { task, ac, reported: false, occupying: true, timer: undefined };
+  private run(pool: Pool, task: TaskAssignment): void {
+    const abort = new LazyAbort(() => {
+      this.onAborted(r);
+      // A handler that ignores its signal keeps its slot only until the grace period ends.
+      const grace = setTimeout(() => this.done(pool, r), this.abortGraceMs);
+      grace.unref();
+    });
+    const r: Running = { task, abort, reported: false, occupying: true, timer: undefined };
     pool.running.set(task.id, r);
     pool.active++;
     this.emit('started', { task, pool: pool.name });
@@ -262,33 +267,26 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     }
     if (task.timeout_ms !== undefined) {
       const ms = task.timeout_ms;
-      r.timer = setTimeout(() => ac.abort(new TaskTimeoutError(ms)), ms);
+      r.timer = setTimeout(() => abort.abort(new TaskTimeoutError(ms)), ms);
     }
+    const reporter = this.reporter;
     const ctx: TaskContext = {
       id: task.id,
       name: task.name,
       queue: task.queue,
       attempt: task.attempts,
-      signal: ac.signal,
+      get signal() {
+        return abort.signal;
+      },
       previous: task.previous,
       task,
       progress: (value, message) => {
-        if (!r.reported) this.reporter.setProgress(task, value, message);
+        if (!r.reported) reporter.setProgress(task, value, message);
       },
     };
-    ac.signal.addEventListener(
-      'abort',
-      () => {
-        this.onAborted(r);
-        // A handler that ignores its signal keeps its slot only until the grace period ends.
-        const grace = setTimeout(() => this.done(pool, r), this.abortGraceMs);
-        grace.unref();
-      },
-      { once: true },
-    );
     const work =
       handler.pool === 'cpu' && this.threads
-        ? this.threads.run(task, ac.signal, ctx.progress)
+        ? this.threads.run(task, abort.signal, ctx.progress)
         : new Promise<unknown>((resolve) => resolve(handler.fn(task.args, ctx)));
     work.then(
       (result) => this.report(r, { ok: true, result }),
@@ -303,7 +301,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
   /** The abort reached the task: report what it means right away. */
   private onAborted(r: Running): void {
     if (r.reported) return;
-    const reason: unknown = r.ac.signal.reason;
+    const reason: unknown = r.abort.reason;
     if (reason instanceof TaskTimeoutError) {
       this.report(r, { ok: false, failure: { error: { name: 'TimeoutError', message: reason.message } } });
     } else if (reason instanceof TaskAbortedError && reason.reason === 'cancelled') {
@@ -360,8 +358,8 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       }
       for (const id of ids) {
         const r = pool.running.get(id);
-        if (!r || r.ac.signal.aborted) continue;
-        r.ac.abort(
+        if (!r || r.abort.aborted) continue;
+        r.abort.abort(
           new TaskAbortedError(
             why,
             why === 'cancelled' ? `task ${id} was cancelled` : `task ${id} is no longer held by this worker (lock lost)`,
@@ -427,7 +425,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
           r.reported = true;
           this.handedBack++;
           this.reporter.release(r.task);
-          r.ac.abort(new TaskAbortedError('shutdown', `worker ${this.id} is shutting down`));
+          r.abort.abort(new TaskAbortedError('shutdown', `worker ${this.id} is shutting down`));
         }
       }
       await this.reporter.idle();
@@ -451,4 +449,32 @@ function isReported(err: unknown): err is ReportedFailure {
     'error' in err &&
     typeof (err as { error: unknown }).error === 'object'
   );
+}
+
+/**
+ * An AbortController made only when a handler looks at `ctx.signal`: most never do, and one per task
+ * is measurable at thousands of tasks a second. Aborting calls `onAbort` either way.
+ */
+class LazyAbort {
+  private controller: AbortController | undefined;
+  aborted = false;
+  reason: unknown;
+
+  constructor(private readonly onAbort: () => void) {}
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.controller?.abort(reason);
+    this.onAbort();
+  }
 }

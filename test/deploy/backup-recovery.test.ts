@@ -39,7 +39,7 @@ const backupDir = join(dir, 'backup');
 const configFile = join(configDir, 'config.ini');
 const JWT_SECRET = 'backup-test-secret-0123456789abcdef0123';
 
-async function waitHealthy(adminPort: number, timeoutMs = 30_000): Promise<void> {
+async function waitHealthy(adminPort: number, timeoutMs = 90_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     const ok = await fetch(`http://127.0.0.1:${adminPort}/ready`).then(
@@ -168,7 +168,7 @@ test('backup.sh of a live server, wipe, recovery.sh: every message is back', asy
     MESSAGING_STOP_CMD: '', // already stopped above
     MESSAGING_START_CMD: `JWT_SECRET='${JWT_SECRET}' ${start} >'${logFile}' 2>&1 & echo $! >'${pidFile}'`,
     MESSAGING_HEALTH_URL: `http://127.0.0.1:${adminPort}/health`,
-    HEALTH_TIMEOUT_S: '60',
+    HEALTH_TIMEOUT_S: '90',
   });
   const pid = Number(readFileSync(pidFile, 'utf8').trim());
   pids.push(pid);

@@ -37,6 +37,9 @@ test('the .deb installs the guide’s layout, its server runs as `messaging`, an
   const userExisted = sh('getent', ['passwd', 'messaging']).status === 0;
   const dirsExisted = ['/var/lib/messaging', '/var/log/messaging', '/etc/messaging'].filter((d) => existsSync(d));
   t.after(() => {
+    // tsx's compile cache of the service user (os.tmpdir()/tsx-<uid>) goes with the user.
+    const uid = sh('id', ['-u', 'messaging']).stdout.trim();
+    if (!userExisted && /^\d+$/.test(uid)) rmSync(join(tmpdir(), `tsx-${uid}`), { recursive: true, force: true });
     sh('dpkg', ['--purge', 'messaging-system']);
     if (!userExisted) sh('userdel', ['messaging']);
     if (!userExisted) sh('groupdel', ['messaging']);
@@ -109,7 +112,7 @@ test('the .deb installs the guide’s layout, its server runs as `messaging`, an
   server.stderr.on('data', (d: Buffer) => (log += d.toString()));
   const exited = new Promise<number | null>((r) => server.once('exit', r));
   try {
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + 90_000; // generous: a cold tsx compile on a loaded 2-core machine
     let status = 0;
     while (Date.now() < deadline && server.exitCode === null) {
       status = await fetch(`http://127.0.0.1:${adminPort}/health`).then((r) => r.status, () => 0);

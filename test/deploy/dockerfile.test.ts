@@ -77,7 +77,7 @@ test('replaying the server target’s build steps gives a server that starts and
   server.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exited = new Promise((r) => server.once('exit', r));
   try {
-    const deadline = Date.now() + 30_000;
+    const deadline = Date.now() + 90_000; // generous: a cold tsx compile on a loaded 2-core machine
     let health: Response | undefined;
     while (Date.now() < deadline && server.exitCode === null) {
       health = await fetch(`http://127.0.0.1:${adminPort}/health`).catch(() => undefined);

@@ -56,7 +56,7 @@ async function start(configPath: string, dataDir: string): Promise<Running> {
   await waitFor(
     'the server to be ready',
     async () => (await fetch(`http://127.0.0.1:${adminPort}/ready`).catch(() => undefined))?.ok === true,
-    30_000,
+    90_000,
     () => (child.exitCode !== null ? `server exited early:\n${out}` : undefined),
   );
   return {

@@ -28,7 +28,10 @@ interface AuditLine {
 }
 
 const readLines = (file: string): AuditLine[] =>
-  readFileSync(file, 'utf8').trim().split('\n').map((l) => JSON.parse(l) as AuditLine);
+  readFileSync(file, 'utf8')
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as AuditLine);
 
 describe('audit log', () => {
   let dir: string;
@@ -51,7 +54,11 @@ describe('audit log', () => {
     const bad = await RawClient.connect(ts.port);
     bad.write(encodeControl(FrameType.HELLO, 1, { version: 1, token: 'garbage' }));
     await bad.error();
-    const admin = await connect({ servers: `tcp://127.0.0.1:${ts.port}`, token: await hsToken({ sub: 'ops' }), reconnect: false });
+    const admin = await connect({
+      servers: `tcp://127.0.0.1:${ts.port}`,
+      token: await hsToken({ sub: 'ops' }),
+      reconnect: false,
+    });
     await admin.queues.declare({ name: 'billing', bindings: ['billing.#'] });
     await admin.streams.declare({ name: 'ledger', bindings: ['ledger.#'] });
     await admin.publishConfirmed('billing.x', 'x');
@@ -75,12 +82,22 @@ describe('audit log', () => {
 
     const lines = readLines(file);
     const kinds = new Set(lines.map((l) => l.event));
-    for (const kind of ['system_start', 'authentication', 'authorization', 'data_access', 'data_modification', 'system_stop']) {
+    for (const kind of [
+      'system_start',
+      'authentication',
+      'authorization',
+      'data_access',
+      'data_modification',
+      'system_stop',
+    ]) {
       assert.ok(kinds.has(kind), `no ${kind} record`);
     }
     for (const l of lines) {
       assert.ok(!Number.isNaN(Date.parse(l.ts)), 'when');
-      assert.ok(l.action && l.outcome && l.actor?.subject && l.source, `who/what/where/outcome in ${JSON.stringify(l)}`);
+      assert.ok(
+        l.action && l.outcome && l.actor?.subject && l.source,
+        `who/what/where/outcome in ${JSON.stringify(l)}`,
+      );
     }
     const failedLogin = lines.find((l) => l.event === 'authentication' && l.outcome === 'failure');
     assert.equal(failedLogin?.source?.address, '127.0.0.1');
@@ -90,9 +107,18 @@ describe('audit log', () => {
     assert.equal(denied?.actor?.subject, 'intern');
     assert.equal(denied?.outcome, 'denied');
     assert.deepEqual(denied?.resource, { kind: 'publish', name: 'billing.y' });
-    const mods = lines.filter((l) => l.event === 'data_modification').map((l) => `${l.action} ${l.resource?.name}`);
-    assert.deepEqual(mods, ['queue.declare billing', 'stream.declare ledger', 'queue.purge billing', 'queue.delete billing']);
-    const reads = lines.filter((l) => l.event === 'data_access').map((l) => `${l.actor?.subject} ${l.action}`);
+    const mods = lines
+      .filter((l) => l.event === 'data_modification')
+      .map((l) => `${l.action} ${l.resource?.name}`);
+    assert.deepEqual(mods, [
+      'queue.declare billing',
+      'stream.declare ledger',
+      'queue.purge billing',
+      'queue.delete billing',
+    ]);
+    const reads = lines
+      .filter((l) => l.event === 'data_access')
+      .map((l) => `${l.actor?.subject} ${l.action}`);
     assert.deepEqual(reads, ['ops queue.pull', 'ops stream.read', 'reporter stream.read']);
     assert.equal(lines.filter((l) => l.event === 'data_access' && l.source?.transport === 'http').length, 1);
   });
@@ -141,15 +167,27 @@ describe('audit log', () => {
 
   it('events_to_log filters; without log_file the records go to the main log', async () => {
     const only = join(dir, 'only-auth.log');
-    const ts = await startCaptured({ ...base(), 'audit.log_file': only, 'audit.events_to_log': 'authentication' });
-    const c = await connect({ servers: `tcp://127.0.0.1:${ts.port}`, token: await hsToken({ sub: 'x' }), reconnect: false });
+    const ts = await startCaptured({
+      ...base(),
+      'audit.log_file': only,
+      'audit.events_to_log': 'authentication',
+    });
+    const c = await connect({
+      servers: `tcp://127.0.0.1:${ts.port}`,
+      token: await hsToken({ sub: 'x' }),
+      reconnect: false,
+    });
     await c.queues.declare({ name: 'q1' });
     await c.close();
     await ts.close();
     assert.deepEqual([...new Set(readLines(only).map((l) => l.event))], ['authentication']);
 
     const noFile = await startCaptured({ ...base(), 'audit.log_file': '' });
-    const c2 = await connect({ servers: `tcp://127.0.0.1:${noFile.port}`, token: await hsToken({ sub: 'y' }), reconnect: false });
+    const c2 = await connect({
+      servers: `tcp://127.0.0.1:${noFile.port}`,
+      token: await hsToken({ sub: 'y' }),
+      reconnect: false,
+    });
     await c2.close();
     await noFile.close();
     assert.match(noFile.logs(), /"module":"audit".*"event":"authentication"/);

@@ -54,12 +54,17 @@ describe('JWT (HS256) authentication and permissions', () => {
     const none = await hello(ts.port);
     assert.equal((await none.error()).code, 'AUTH_REQUIRED');
     await none.waitClosed();
-    const bad = await hello(ts.port, await hsToken({ sub: 'x' }, { secret: 'another-secret-of-thirty-two-bytes!!' }));
+    const bad = await hello(
+      ts.port,
+      await hsToken({ sub: 'x' }, { secret: 'another-secret-of-thirty-two-bytes!!' }),
+    );
     const err = await bad.error();
     assert.equal(err.code, 'AUTH_FAILED');
     assert.match(err.message, /bad signature/);
     await bad.waitClosed();
-    await assert.rejects(connect({ servers: `tcp://127.0.0.1:${ts.port}`, reconnect: false }), { code: 'AUTH_REQUIRED' });
+    await assert.rejects(connect({ servers: `tcp://127.0.0.1:${ts.port}`, reconnect: false }), {
+      code: 'AUTH_REQUIRED',
+    });
   });
 
   it('frames pipelined behind HELLO wait for the check and then run in order', async () => {
@@ -104,8 +109,16 @@ describe('JWT (HS256) authentication and permissions', () => {
   });
 
   it('request/reply works with restricted tokens through private _INBOX subscriptions', async () => {
-    const responder = await connect({ servers: `tcp://127.0.0.1:${ts.port}`, token: limited, reconnect: false });
-    const requester = await connect({ servers: `tcp://127.0.0.1:${ts.port}`, token: limited, reconnect: false });
+    const responder = await connect({
+      servers: `tcp://127.0.0.1:${ts.port}`,
+      token: limited,
+      reconnect: false,
+    });
+    const requester = await connect({
+      servers: `tcp://127.0.0.1:${ts.port}`,
+      token: limited,
+      reconnect: false,
+    });
     const sub = responder.subscribe('svc.echo', { callback: (m) => void m.respond(`echo:${m.string()}`) });
     await responder.flush();
     const reply = await requester.request('svc.echo', 'hi', { timeoutMs: 3000 });
@@ -126,16 +139,24 @@ describe('JWT (HS256) authentication and permissions', () => {
     const c = await connect({ servers: `tcp://127.0.0.1:${ts.port}`, token: limited, reconnect: false });
     await c.queues.declare({ name: 'orders', bindings: ['orders.#'] });
     await assert.rejects(c.queues.declare({ name: 'tmp-1', bindings: ['#'] }), { code: 'PERMISSION_DENIED' });
-    await assert.rejects(c.queues.declare({ name: 'payments', bindings: ['orders.#'] }), { code: 'PERMISSION_DENIED' });
+    await assert.rejects(c.queues.declare({ name: 'payments', bindings: ['orders.#'] }), {
+      code: 'PERMISSION_DENIED',
+    });
     await assert.rejects(c.queues.info('secret-queue'), { code: 'PERMISSION_DENIED' });
     await assert.rejects(c.queues.purge('secret-queue'), { code: 'PERMISSION_DENIED' });
     await assert.rejects(c.command('dlq.list', { queue: 'secret-queue' }), { code: 'PERMISSION_DENIED' });
     await assert.rejects(c.command('stream.read', { stream: 'other' }), { code: 'PERMISSION_DENIED' });
     // A PUB straight into a queue needs that queue.
-    await assert.rejects(c.publishConfirmed('orders.x', 'y', { queue: 'secret-queue' }), { code: 'PERMISSION_DENIED' });
-    const names = ((await c.command('queue.list')) as { queues: Array<{ name: string }> }).queues.map((q) => q.name);
+    await assert.rejects(c.publishConfirmed('orders.x', 'y', { queue: 'secret-queue' }), {
+      code: 'PERMISSION_DENIED',
+    });
+    const names = ((await c.command('queue.list')) as { queues: Array<{ name: string }> }).queues.map(
+      (q) => q.name,
+    );
     assert.deepEqual(names, ['orders']);
-    const all = ((await admin.command('queue.list')) as { queues: Array<{ name: string }> }).queues.map((q) => q.name);
+    const all = ((await admin.command('queue.list')) as { queues: Array<{ name: string }> }).queues.map(
+      (q) => q.name,
+    );
     assert.ok(all.includes('secret-queue'));
     await c.close();
     await admin.close();
@@ -146,7 +167,10 @@ describe('JWT (HS256) authentication and permissions', () => {
     const post = (path: string, body: unknown, token?: string): Promise<Response> =>
       fetch(`${url}${path}`, {
         method: 'POST',
-        headers: { 'content-type': 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) },
+        headers: {
+          'content-type': 'application/json',
+          ...(token ? { authorization: `Bearer ${token}` } : {}),
+        },
         body: JSON.stringify(body),
       });
     const none = await post('/v1/publish', { topic: 'orders.x', payload: 'a' });
@@ -161,7 +185,11 @@ describe('JWT (HS256) authentication and permissions', () => {
     const list = await fetch(`${url}/v1/queues`, { headers: { authorization: `Bearer ${limited}` } });
     const names = ((await list.json()) as { queues: Array<{ name: string }> }).queues.map((q) => q.name);
     assert.ok(!names.includes('secret-queue'));
-    assert.equal((await fetch(`${url}/v1/queues/secret-queue`, { headers: { authorization: `Bearer ${limited}` } })).status, 403);
+    assert.equal(
+      (await fetch(`${url}/v1/queues/secret-queue`, { headers: { authorization: `Bearer ${limited}` } }))
+        .status,
+      403,
+    );
   });
 
   it('an expired token is refused, and a token expiring on a live connection closes it with TOKEN_EXPIRED', async () => {
@@ -191,7 +219,11 @@ describe('JWT (HS256) authentication and permissions', () => {
     assert.equal(res.status, 200);
     const tokens = (await res.json()) as { access_token: string; refresh_token: string; expires_in: number };
     assert.equal(tokens.expires_in, 120);
-    const c = await connect({ servers: `tcp://127.0.0.1:${ts.port}`, token: tokens.access_token, reconnect: false });
+    const c = await connect({
+      servers: `tcp://127.0.0.1:${ts.port}`,
+      token: tokens.access_token,
+      reconnect: false,
+    });
     await c.publishConfirmed('orders.issued', 'x');
     await assert.rejects(c.publishConfirmed('other.topic', 'x'), { code: 'PERMISSION_DENIED' });
     await c.close();
@@ -205,7 +237,11 @@ describe('JWT (HS256) authentication and permissions', () => {
     });
     assert.equal(refreshed.status, 200);
     const again = (await refreshed.json()) as { access_token: string };
-    const c2 = await connect({ servers: `tcp://127.0.0.1:${ts.port}`, token: again.access_token, reconnect: false });
+    const c2 = await connect({
+      servers: `tcp://127.0.0.1:${ts.port}`,
+      token: again.access_token,
+      reconnect: false,
+    });
     await assert.rejects(c2.publishConfirmed('other.topic', 'x'), { code: 'PERMISSION_DENIED' });
     await c2.close();
     const badRefresh = await fetch(url, {
@@ -218,7 +254,10 @@ describe('JWT (HS256) authentication and permissions', () => {
 
   it('the CLI: `auth token` with API_KEY, then --token and MESSAGING_TOKEN', async () => {
     const server = `tcp://127.0.0.1:${ts.port}`;
-    const issued = await runCli(['--server', server, 'auth', 'token', '--subject', 'cli', '--publish', 'orders.*'], { API_KEY });
+    const issued = await runCli(
+      ['--server', server, 'auth', 'token', '--subject', 'cli', '--publish', 'orders.*'],
+      { API_KEY },
+    );
     assert.equal(issued.code, 0, issued.stderr);
     const token = issued.stdout.trim();
     assert.match(token, /^ey[\w-]+\.[\w-]+\.[\w-]+$/);
@@ -226,17 +265,38 @@ describe('JWT (HS256) authentication and permissions', () => {
     assert.equal(viaEnv.code, 0, viaEnv.stderr);
     const viaFlag = await runCli(['--server', server, '--token', token, 'pub', 'orders.cli', 'x']);
     assert.equal(viaFlag.code, 0, viaFlag.stderr);
-    const denied = await runCli(['--server', server, '--token', token, 'pub', 'payments.cli', 'x', '--confirm']);
+    const denied = await runCli([
+      '--server',
+      server,
+      '--token',
+      token,
+      'pub',
+      'payments.cli',
+      'x',
+      '--confirm',
+    ]);
     assert.notEqual(denied.code, 0);
     assert.match(denied.stderr, /PERMISSION_DENIED|permission|may not/i);
     const none = await runCli(['--server', server, 'pub', 'orders.cli', 'x']);
     assert.equal(none.code, 2);
     assert.match(none.stderr, /requires authentication/);
-    const json = await runCli(['--server', server, 'auth', 'token', '--subject', 'cli', '--unrestricted', '--json'], { API_KEY });
+    const json = await runCli(
+      ['--server', server, 'auth', 'token', '--subject', 'cli', '--unrestricted', '--json'],
+      { API_KEY },
+    );
     const pair = JSON.parse(json.stdout) as { refresh_token: string };
     const refreshed = await runCli(['--server', server, 'auth', 'refresh', pair.refresh_token]);
     assert.equal(refreshed.code, 0, refreshed.stderr);
-    const noKey = await runCli(['--server', server, 'auth', 'token', '--subject', 'cli', '--api-key', 'wrong']);
+    const noKey = await runCli([
+      '--server',
+      server,
+      'auth',
+      'token',
+      '--subject',
+      'cli',
+      '--api-key',
+      'wrong',
+    ]);
     assert.equal(noKey.code, 2);
   });
 
@@ -247,7 +307,10 @@ describe('JWT (HS256) authentication and permissions', () => {
     }
     const none = await fetch(`${admin}/v1/connections`);
     assert.equal(none.status, 401);
-    assert.equal((await fetch(`${admin}/v1/connections`, { headers: { authorization: 'Bearer wrong' } })).status, 401);
+    assert.equal(
+      (await fetch(`${admin}/v1/connections`, { headers: { authorization: 'Bearer wrong' } })).status,
+      401,
+    );
     // With the key the request reaches the admin routes (none is registered here: 404).
     assert.equal((await fetch(`${admin}/v1/connections`, { headers: { 'x-api-key': API_KEY } })).status, 404);
   });
@@ -282,7 +345,11 @@ describe('JWT (RS256) with key files', () => {
     assert.equal(res.status, 200);
     const { access_token } = (await res.json()) as { access_token: string };
     assert.equal(JSON.parse(Buffer.from(access_token.split('.')[0]!, 'base64url').toString()).alg, 'RS256');
-    const c: Connection = await connect({ servers: `tcp://127.0.0.1:${ts.port}`, token: access_token, reconnect: false });
+    const c: Connection = await connect({
+      servers: `tcp://127.0.0.1:${ts.port}`,
+      token: access_token,
+      reconnect: false,
+    });
     await c.close();
     const hs = await hello(ts.port, await hsToken({ sub: 'x' }));
     assert.equal((await hs.error()).code, 'AUTH_FAILED');

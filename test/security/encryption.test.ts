@@ -69,7 +69,9 @@ describe('encryption at rest (file engine)', () => {
     assert.ok(raw.length > 0);
     assert.equal(raw.includes(secretA), false, 'plaintext found in the raw segment files');
     assert.ok(raw.includes(Buffer.from(first)), 'the key id is stored with the record');
-    const stream = (await c.command('stream.read', { stream: 'vault-log' })) as { messages: Array<{ payload_base64: string }> };
+    const stream = (await c.command('stream.read', { stream: 'vault-log' })) as {
+      messages: Array<{ payload_base64: string }>;
+    };
     assert.equal(Buffer.from(stream.messages[0]!.payload_base64, 'base64').toString(), secretA);
     await c.close();
     await ts.close();
@@ -91,14 +93,23 @@ describe('encryption at rest (file engine)', () => {
     const raw = rawBytes(data);
     assert.equal(raw.includes(secretB), false);
     const got = await c.queues.pull('vault', { max: 10 });
-    assert.deepEqual(got.map((m) => m.string()), [secretA, secretB]);
+    assert.deepEqual(
+      got.map((m) => m.string()),
+      [secretA, secretB],
+    );
     for (const m of got) await m.nack({ requeue: true });
     await c.close();
     await ts.close();
-    assert.match(readFileSync(audit, 'utf8'), /"event":"configuration_change","action":"encryption.key_rotation"/);
+    assert.match(
+      readFileSync(audit, 'utf8'),
+      /"event":"configuration_change","action":"encryption.key_rotation"/,
+    );
     const list = await runCli(['keys', 'list', '--key-store', keys, '--json']);
     assert.equal(list.stdout.trim().split('\n').length, 2);
-    assert.ok(!list.stdout.includes(readFileSync(join(keys, `${after}.key`), 'utf8').trim()), 'never prints key bytes');
+    assert.ok(
+      !list.stdout.includes(readFileSync(join(keys, `${after}.key`), 'utf8').trim()),
+      'never prints key bytes',
+    );
   });
 
   it('reads everything after a restart; decrypt-only mode keeps old records readable', async () => {
@@ -109,7 +120,10 @@ describe('encryption at rest (file engine)', () => {
     await c.close();
     await ts.close();
     await assert.rejects(
-      startCaptured({ ...overrides(), 'security.encryption.data_at_rest': 'false', 'security.encryption.key_store': '' }, { dataDir: data }),
+      startCaptured(
+        { ...overrides(), 'security.encryption.data_at_rest': 'false', 'security.encryption.key_store': '' },
+        { dataDir: data },
+      ),
       /is encrypted .* key_store is not set/,
     );
   });
@@ -120,9 +134,15 @@ describe('encryption at rest (file engine)', () => {
     const file = join(keys, `${oldest}.key`);
     const saved = readFileSync(file, 'utf8');
     writeFileSync(file, randomBytes(32).toString('base64'));
-    await assert.rejects(startCaptured(overrides(), { dataDir: data }), new RegExp(`key "${oldest}" .* is not the key`));
+    await assert.rejects(
+      startCaptured(overrides(), { dataDir: data }),
+      new RegExp(`key "${oldest}" .* is not the key`),
+    );
     rmSync(file);
-    await assert.rejects(startCaptured(overrides(), { dataDir: data }), new RegExp(`encrypted with key "${oldest}", which is not in key_store`));
+    await assert.rejects(
+      startCaptured(overrides(), { dataDir: data }),
+      new RegExp(`encrypted with key "${oldest}", which is not in key_store`),
+    );
     writeFileSync(file, saved, { mode: 0o600 });
     const { ts, c } = await open();
     assert.equal((await c.queues.pull('vault', { max: 10 })).length, 2);
@@ -133,7 +153,9 @@ describe('encryption at rest (file engine)', () => {
   it('rotates by age (key_rotation_days) at start', async () => {
     const dir = join(root, 'old-keys');
     mkdirSync(dir);
-    writeFileSync(join(dir, '20200101T000000Z-aaaaaa.key'), randomBytes(32).toString('base64'), { mode: 0o600 });
+    writeFileSync(join(dir, '20200101T000000Z-aaaaaa.key'), randomBytes(32).toString('base64'), {
+      mode: 0o600,
+    });
     writeFileSync(join(dir, 'current'), '20200101T000000Z-aaaaaa\n');
     const ts = await startCaptured({
       'security.encryption.data_at_rest': 'true',

@@ -36,14 +36,56 @@ export function makePki(): Pki {
     execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   };
   const ca = (name: string, cn: string): void =>
-    openssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', `${name}.key`, '-out', `${name}.crt`, '-days', '1', '-subj', `/CN=${cn}`);
+    openssl(
+      'req',
+      '-x509',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.crt`,
+      '-days',
+      '1',
+      '-subj',
+      `/CN=${cn}`,
+    );
   const issue = (caName: string, name: string, cn: string, ext: string): void => {
-    openssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
-      '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
+    openssl(
+      'req',
+      '-newkey',
+      'ec',
+      '-pkeyopt',
+      'ec_paramgen_curve:prime256v1',
+      '-nodes',
+      '-keyout',
+      `${name}.key`,
+      '-out',
+      `${name}.csr`,
+      '-subj',
+      `/CN=${cn}`,
+    );
     writeFileSync(join(dir, `${name}.ext`), `${ext}\n`);
-    openssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${caName}.crt`, '-CAkey', `${caName}.key`,
-      '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', '-extfile', `${name}.ext`);
+    openssl(
+      'x509',
+      '-req',
+      '-in',
+      `${name}.csr`,
+      '-CA',
+      `${caName}.crt`,
+      '-CAkey',
+      `${caName}.key`,
+      '-CAcreateserial',
+      '-out',
+      `${name}.crt`,
+      '-days',
+      '1',
+      '-extfile',
+      `${name}.ext`,
+    );
   };
   ca('ca', 'messaging test CA');
   issue('ca', 'server', 'localhost', 'subjectAltName=DNS:localhost,IP:127.0.0.1');
@@ -109,7 +151,10 @@ export async function startCaptured(
 export const SECRET = `test-jwt-secret-${randomBytes(16).toString('hex')}`;
 
 /** Signs an HS256 token with `secret` (default SECRET); `exp` defaults to an hour from now. */
-export async function hsToken(claims: JWTPayload & { sub?: string }, options: { secret?: string; expS?: number; header?: Record<string, unknown> } = {}): Promise<string> {
+export async function hsToken(
+  claims: JWTPayload & { sub?: string },
+  options: { secret?: string; expS?: number; header?: Record<string, unknown> } = {},
+): Promise<string> {
   const now = Math.floor(Date.now() / 1000);
   return new SignJWT({ exp: now + (options.expS ?? 3600), ...claims })
     .setProtectedHeader({ alg: 'HS256', ...options.header })
@@ -117,7 +162,12 @@ export async function hsToken(claims: JWTPayload & { sub?: string }, options: { 
     .sign(new TextEncoder().encode(options.secret ?? SECRET));
 }
 
-export function rsaKeys(dir: string): { publicFile: string; privateFile: string; publicPem: string; privatePem: string } {
+export function rsaKeys(dir: string): {
+  publicFile: string;
+  privateFile: string;
+  publicPem: string;
+  privatePem: string;
+} {
   const { publicKey, privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
   const publicPem = publicKey.export({ type: 'spki', format: 'pem' }).toString();
   const privatePem = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
@@ -135,7 +185,11 @@ export interface CliResult {
 }
 
 /** Runs the `messaging` CLI with a clean environment plus `env`. */
-export function runCli(args: string[], env: Record<string, string> = {}, timeoutMs = 30_000): Promise<CliResult> {
+export function runCli(
+  args: string[],
+  env: Record<string, string> = {},
+  timeoutMs = 30_000,
+): Promise<CliResult> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [CLI, ...args], {
       env: { PATH: process.env.PATH ?? '', ...env },
@@ -154,7 +208,11 @@ export function runCli(args: string[], env: Record<string, string> = {}, timeout
 }
 
 /** Polls `check` until it returns true or `timeoutMs` passes. */
-export async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs = 5000, what = 'condition'): Promise<void> {
+export async function waitFor(
+  check: () => boolean | Promise<boolean>,
+  timeoutMs = 5000,
+  what = 'condition',
+): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await check())) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);

@@ -39,13 +39,54 @@ function prng(seed: number): () => number {
 }
 
 const OPS = [
-  'queue.declare', 'queue.delete', 'queue.list', 'queue.info', 'queue.purge', 'queue.pull', 'queue.ack',
-  'queue.nack', 'dlq.list', 'dlq.replay', 'dlq.purge', 'stream.declare', 'stream.delete', 'stream.list',
-  'stream.info', 'stream.read', 'stream.commit', 'task.get', 'task.list', 'task.stats', 'nope', '', 'queue.',
-  '__proto__', 'constructor', 'x'.repeat(300),
+  'queue.declare',
+  'queue.delete',
+  'queue.list',
+  'queue.info',
+  'queue.purge',
+  'queue.pull',
+  'queue.ack',
+  'queue.nack',
+  'dlq.list',
+  'dlq.replay',
+  'dlq.purge',
+  'stream.declare',
+  'stream.delete',
+  'stream.list',
+  'stream.info',
+  'stream.read',
+  'stream.commit',
+  'task.get',
+  'task.list',
+  'task.stats',
+  'nope',
+  '',
+  'queue.',
+  '__proto__',
+  'constructor',
+  'x'.repeat(300),
 ];
-const ARG_KEYS = ['name', 'queue', 'stream', 'sid', 'bindings', 'max', 'from', 'prefetch', 'delivery_id',
-  'delivery_ids', 'ids', 'limit', 'offset', 'reader', 'next_seq', 'id', 'max_length', 'overflow', '__proto__'];
+const ARG_KEYS = [
+  'name',
+  'queue',
+  'stream',
+  'sid',
+  'bindings',
+  'max',
+  'from',
+  'prefetch',
+  'delivery_id',
+  'delivery_ids',
+  'ids',
+  'limit',
+  'offset',
+  'reader',
+  'next_seq',
+  'id',
+  'max_length',
+  'overflow',
+  '__proto__',
+];
 
 class Fuzz {
   constructor(readonly rnd: () => number) {}
@@ -58,19 +99,40 @@ class Fuzz {
   string(): string {
     const kind = this.int(6);
     if (kind === 0) return `fuzz.pub.${this.int(50)}`;
-    if (kind === 1) return this.pick(['', 'a..b', '*', '#', 'a.*.#', ' ', 'x'.repeat(400), '\u0000', '💥.🔥', 'q1', 'q2', 's1']);
+    if (kind === 1)
+      return this.pick([
+        '',
+        'a..b',
+        '*',
+        '#',
+        'a.*.#',
+        ' ',
+        'x'.repeat(400),
+        '\u0000',
+        '💥.🔥',
+        'q1',
+        'q2',
+        's1',
+      ]);
     const len = this.int(kind === 5 ? 300 : 20);
     let s = '';
-    for (let i = 0; i < len; i++) s += String.fromCharCode(kind === 4 ? 0x20 + this.int(0x3000) : 0x20 + this.int(95));
+    for (let i = 0; i < len; i++)
+      s += String.fromCharCode(kind === 4 ? 0x20 + this.int(0x3000) : 0x20 + this.int(95));
     return s;
   }
   value(depth = 0): unknown {
     switch (this.int(depth > 2 ? 5 : 8)) {
-      case 0: return null;
-      case 1: return this.rnd() < 0.5;
-      case 2: return this.pick([0, -1, 1, 2 ** 32, 2 ** 53, -(2 ** 31), 1.5, 1e308, this.int(100)]);
-      case 3: case 4: return this.string();
-      case 5: return Array.from({ length: this.int(5) }, () => this.value(depth + 1));
+      case 0:
+        return null;
+      case 1:
+        return this.rnd() < 0.5;
+      case 2:
+        return this.pick([0, -1, 1, 2 ** 32, 2 ** 53, -(2 ** 31), 1.5, 1e308, this.int(100)]);
+      case 3:
+      case 4:
+        return this.string();
+      case 5:
+        return Array.from({ length: this.int(5) }, () => this.value(depth + 1));
       default: {
         const o: Record<string, unknown> = {};
         for (let i = this.int(5); i > 0; i--) o[this.pick(ARG_KEYS)] = this.value(depth + 1);
@@ -93,14 +155,17 @@ class Fuzz {
       case 2: {
         const args = this.value() as Record<string, unknown> | null;
         const body = args && typeof args === 'object' && !Array.isArray(args) ? args : {};
-        if (typeof body.bindings === 'string' || Array.isArray(body.bindings)) body.bindings = [`fuzz.bind.${this.int(9)}`];
+        if (typeof body.bindings === 'string' || Array.isArray(body.bindings))
+          body.bindings = [`fuzz.bind.${this.int(9)}`];
         return encodeControl(FrameType.CMD, reqId, { ...body, op: this.pick(OPS) });
       }
       default: {
         const meta = this.rnd() < 0.4 ? (this.value(1) as Record<string, unknown>) : undefined;
         const size = this.rnd() < 0.02 ? 5000 : this.int(64);
         return encodePub(reqId, this.string(), new Uint8Array(size), {
-          ...(meta && typeof meta === 'object' && !Array.isArray(meta) ? { meta: { ...meta, queue: undefined } } : {}),
+          ...(meta && typeof meta === 'object' && !Array.isArray(meta)
+            ? { meta: { ...meta, queue: undefined } }
+            : {}),
           ...(this.rnd() < 0.2 ? { reply: `fuzz.reply.${this.int(9)}`, flags: PUB_FLAG_REQUEST } : {}),
         });
       }
@@ -108,15 +173,30 @@ class Fuzz {
   }
   /** A valid frame mutated at the byte level, re-framed so that it is complete (never half a frame). */
   mutated(reqId: number, maxFrame: number): Uint8Array {
-    const frame = this.rnd() < 0.5 ? this.structured(reqId) : encodeControl(FrameType.CMD, reqId, { op: 'queue.list' });
+    const frame =
+      this.rnd() < 0.5 ? this.structured(reqId) : encodeControl(FrameType.CMD, reqId, { op: 'queue.list' });
     let body = Buffer.from(frame.subarray(4));
     switch (this.int(7)) {
-      case 0: for (let i = 1 + this.int(3); i > 0; i--) body[this.int(body.length)] = this.int(256); break;
-      case 1: body[0] = this.int(256); break;
-      case 2: body = body.subarray(0, Math.max(1, body.length - 1 - this.int(body.length))); break;
-      case 3: body = Buffer.concat([body, Buffer.from(Array.from({ length: 1 + this.int(40) }, () => this.int(256)))]); break;
-      case 4: body = Buffer.from(Array.from({ length: 1 + this.int(80) }, () => this.int(256))); break;
-      case 5: return Uint8Array.of(0, 0, 0, 0);
+      case 0:
+        for (let i = 1 + this.int(3); i > 0; i--) body[this.int(body.length)] = this.int(256);
+        break;
+      case 1:
+        body[0] = this.int(256);
+        break;
+      case 2:
+        body = body.subarray(0, Math.max(1, body.length - 1 - this.int(body.length)));
+        break;
+      case 3:
+        body = Buffer.concat([
+          body,
+          Buffer.from(Array.from({ length: 1 + this.int(40) }, () => this.int(256))),
+        ]);
+        break;
+      case 4:
+        body = Buffer.from(Array.from({ length: 1 + this.int(80) }, () => this.int(256)));
+        break;
+      case 5:
+        return Uint8Array.of(0, 0, 0, 0);
       default: {
         const out = Buffer.alloc(5);
         out.writeUInt32BE(maxFrame + 1 + this.int(1000));
@@ -204,7 +284,12 @@ describe('fuzzer: 100,000 mutated and random frames', () => {
   it(`stays up, answers every frame and keeps memory flat (seed ${seed})`, async () => {
     const started = Date.now();
     const maxFrame = 4096 + 64 * 1024;
-    const round = async (workers: number, structured: number, mutated: number, seedOffset: number): Promise<void> => {
+    const round = async (
+      workers: number,
+      structured: number,
+      mutated: number,
+      seedOffset: number,
+    ): Promise<void> => {
       await Promise.all(
         Array.from({ length: workers }, async (_, w) => {
           const fuzz = new Fuzz(prng(seed + seedOffset + w));
@@ -212,15 +297,20 @@ describe('fuzzer: 100,000 mutated and random frames', () => {
           const c = await Counter.open(ts.port);
           assert.ok(welcomeAnswered(c));
           let reqId = 2;
-          for (let done = 0; done < structured; ) {
+          for (let done = 0; done < structured;) {
             const batch = Math.min(500, structured - done);
             const first = reqId;
             const chunks: Uint8Array[] = [];
             for (let i = 0; i < batch; i++) chunks.push(fuzz.structured(reqId++));
             c.socket.write(Buffer.concat(chunks));
             await c.until(() => c.closed || c.answered.size >= reqId - 1, 20_000);
-            assert.equal(c.closed, false, `a structured frame closed the connection (${c.lastFatal}); seed ${seed}`);
-            for (let id = first; id < reqId; id++) assert.equal(c.answered.get(id), 1, `reqId ${id} answered once`);
+            assert.equal(
+              c.closed,
+              false,
+              `a structured frame closed the connection (${c.lastFatal}); seed ${seed}`,
+            );
+            for (let id = first; id < reqId; id++)
+              assert.equal(c.answered.get(id), 1, `reqId ${id} answered once`);
             done += batch;
           }
           c.socket.destroy();
@@ -233,7 +323,8 @@ describe('fuzzer: 100,000 mutated and random frames', () => {
             const fatal = conn.errors0;
             conn.socket.write(Buffer.concat([fuzz.mutated(2 + i, maxFrame), encodePing()]));
             await conn.until(() => conn.pongs > pongs || conn.closed, 10_000);
-            if (conn.closed) assert.ok(conn.errors0 > fatal, `closed without an ERR frame; seed ${seed} case ${i}`);
+            if (conn.closed)
+              assert.ok(conn.errors0 > fatal, `closed without an ERR frame; seed ${seed} case ${i}`);
           }
           conn.socket.destroy();
         }),
@@ -249,12 +340,18 @@ describe('fuzzer: 100,000 mutated and random frames', () => {
     gc();
     const heapAfter = process.memoryUsage().heapUsed;
     const grown = (heapAfter - heapBefore) / 1024 / 1024;
-    console.log(`fuzz: 100,000 cases in ${Date.now() - started} ms; heap ${(heapBefore / 1048576).toFixed(1)} → ${(heapAfter / 1048576).toFixed(1)} MiB`);
+    console.log(
+      `fuzz: 100,000 cases in ${Date.now() - started} ms; heap ${(heapBefore / 1048576).toFixed(1)} → ${(heapAfter / 1048576).toFixed(1)} MiB`,
+    );
     assert.ok(grown < 32, `heap grew by ${grown.toFixed(1)} MiB`);
     // Every fuzz connection is gone: no session leaked.
     await new Promise((r) => setTimeout(r, 100));
     const active = ts.server.metrics.activeConnections();
-    assert.equal(Object.values(active).reduce((a, b) => a + b, 0), 0, JSON.stringify(active));
+    assert.equal(
+      Object.values(active).reduce((a, b) => a + b, 0),
+      0,
+      JSON.stringify(active),
+    );
     // And the server still serves.
     const a = await RawClient.ready(ts.port);
     a.write(encodeControl(FrameType.SUB, 2, { sid: 1, pattern: 'alive.after.fuzz' }));
@@ -278,7 +375,9 @@ describe('oversized input, slow clients and floods', () => {
   after(() => ts.close());
 
   it('oversized HTTP headers get 431, oversized bodies 413, oversized frames FRAME_TOO_LARGE', async () => {
-    const big = await fetch(`http://127.0.0.1:${ts.port}/v1/queues`, { headers: { 'x-big': 'x'.repeat(64 * 1024) } }).catch(() => undefined);
+    const big = await fetch(`http://127.0.0.1:${ts.port}/v1/queues`, {
+      headers: { 'x-big': 'x'.repeat(64 * 1024) },
+    }).catch(() => undefined);
     assert.ok(big === undefined || big.status === 431, `status ${big?.status}`);
     const body = await fetch(`http://127.0.0.1:${ts.port}/v1/publish`, {
       method: 'POST',
@@ -369,17 +468,38 @@ describe('secrets never leak', () => {
     try {
       const url = `http://127.0.0.1:${ts.port}`;
       const calls: Array<[string, RequestInit]> = [
-        ['/v1/publish', { method: 'POST', body: '{"topic":"a.b"}', headers: { authorization: `Bearer ${API_KEY}` } }],
-        ['/v1/publish', { method: 'POST', body: '{"topic":"a.b"}', headers: { authorization: `Bearer ${JWT_SECRET}` } }],
-        ['/v1/auth/token', { method: 'POST', body: '{"subject":"x"}', headers: { authorization: `Bearer ${JWT_SECRET}` } }],
-        ['/v1/auth/token', { method: 'POST', body: '{"subject":"x"}', headers: { authorization: `Bearer ${API_KEY}` } }],
+        [
+          '/v1/publish',
+          { method: 'POST', body: '{"topic":"a.b"}', headers: { authorization: `Bearer ${API_KEY}` } },
+        ],
+        [
+          '/v1/publish',
+          { method: 'POST', body: '{"topic":"a.b"}', headers: { authorization: `Bearer ${JWT_SECRET}` } },
+        ],
+        [
+          '/v1/auth/token',
+          { method: 'POST', body: '{"subject":"x"}', headers: { authorization: `Bearer ${JWT_SECRET}` } },
+        ],
+        [
+          '/v1/auth/token',
+          { method: 'POST', body: '{"subject":"x"}', headers: { authorization: `Bearer ${API_KEY}` } },
+        ],
         ['/v1/auth/token', { method: 'POST', body: JSON.stringify({ refresh_token: JWT_SECRET }) }],
       ];
       for (const [path, init] of calls) bodies.push(await (await fetch(`${url}${path}`, init)).text());
-      for (const h of [{ authorization: `Bearer ${JWT_SECRET}` }, { 'x-api-key': API_KEY.slice(0, -1) }, { 'x-api-key': API_KEY }]) {
+      for (const h of [
+        { authorization: `Bearer ${JWT_SECRET}` } as Record<string, string>,
+        { 'x-api-key': API_KEY.slice(0, -1) },
+        { 'x-api-key': API_KEY },
+      ]) {
         bodies.push(await (await fetch(`http://127.0.0.1:${ts.adminPort}/v1/x`, { headers: h })).text());
       }
-      for (const token of [JWT_SECRET, API_KEY, await hsToken({ sub: 'x' }, { secret: 'wrong-wrong-wrong-wrong-wrong-wrong' }), await hsToken({ sub: 'ok' }, { secret: JWT_SECRET })]) {
+      for (const token of [
+        JWT_SECRET,
+        API_KEY,
+        await hsToken({ sub: 'x' }, { secret: 'wrong-wrong-wrong-wrong-wrong-wrong' }),
+        await hsToken({ sub: 'ok' }, { secret: JWT_SECRET }),
+      ]) {
         const c = await RawClient.connect(ts.port);
         c.write(encodeControl(FrameType.HELLO, 1, { version: 1, token }));
         const f = await c.next((x) => x.type === FrameType.WELCOME || x.type === FrameType.ERR);
@@ -397,16 +517,25 @@ describe('secrets never leak', () => {
     }
     const { config } = loadConfig({
       env,
-      overrides: { 'security.jwt_secret': '${JWT_SECRET}', 'security.api_key': '${API_KEY}', 'database.password': '${DB_PASSWORD}' },
+      overrides: {
+        'security.jwt_secret': '${JWT_SECRET}',
+        'security.api_key': '${API_KEY}',
+        'database.password': '${DB_PASSWORD}',
+      },
     });
     const printed = formatConfig(config);
     for (const secret of [JWT_SECRET, API_KEY, DB_PASSWORD]) assert.ok(!printed.includes(secret));
-    const child = spawnSync(process.execPath, [new URL('../../bin/messaging_server.js', import.meta.url).pathname, '--print-config'], {
-      env: { PATH: process.env.PATH ?? '', ...env },
-      encoding: 'utf8',
-    });
+    const child = spawnSync(
+      process.execPath,
+      [new URL('../../bin/messaging_server.js', import.meta.url).pathname, '--print-config'],
+      {
+        env: { PATH: process.env.PATH ?? '', ...env },
+        encoding: 'utf8',
+      },
+    );
     assert.equal(child.status, 0, child.stderr);
     assert.match(child.stdout, /jwt_secret = \*+/);
-    for (const secret of [JWT_SECRET, API_KEY, DB_PASSWORD]) assert.ok(!child.stdout.includes(secret) && !child.stderr.includes(secret));
+    for (const secret of [JWT_SECRET, API_KEY, DB_PASSWORD])
+      assert.ok(!child.stdout.includes(secret) && !child.stderr.includes(secret));
   });
 });

@@ -26,7 +26,12 @@ const base: JwtSettings = {
   issuer: '',
 };
 
-async function refused(service: JwtService, token: string, code = 'AUTH_FAILED', reason?: RegExp): Promise<void> {
+async function refused(
+  service: JwtService,
+  token: string,
+  code = 'AUTH_FAILED',
+  reason?: RegExp,
+): Promise<void> {
   await assert.rejects(service.verifyAccess(token, '127.0.0.1'), (err: MessagingError) => {
     assert.equal(err.code, code, err.message);
     if (reason) assert.match(err.message, reason);
@@ -56,22 +61,37 @@ describe('hostile JWTs (HS256 server)', () => {
     const [h, p, s] = good.split('.');
     await refused(hs, `${h}.${p}.${s!.slice(0, -2)}xx`, 'AUTH_FAILED', /bad signature/);
     await refused(hs, `${h}.${b64({ sub: 'root', exp: now() + 600 })}.${s}`, 'AUTH_FAILED', /bad signature/);
-    const hs512 = await new SignJWT({ sub: 'a', exp: now() + 60 }).setProtectedHeader({ alg: 'HS512' }).sign(new TextEncoder().encode(SECRET));
+    const hs512 = await new SignJWT({ sub: 'a', exp: now() + 60 })
+      .setProtectedHeader({ alg: 'HS512' })
+      .sign(new TextEncoder().encode(SECRET));
     await refused(hs, hs512, 'AUTH_FAILED', /algorithm/);
   });
 
   it('refuses expired and not-yet-valid tokens, and tokens without exp or sub', async () => {
     await refused(hs, await hsToken({ sub: 'a' }, { expS: -60 }), 'TOKEN_EXPIRED');
     await refused(hs, await hsToken({ sub: 'a', nbf: now() + 3600 }), 'AUTH_FAILED', /nbf/);
-    const noExp = await new SignJWT({ sub: 'a' }).setProtectedHeader({ alg: 'HS256' }).sign(new TextEncoder().encode(SECRET));
+    const noExp = await new SignJWT({ sub: 'a' })
+      .setProtectedHeader({ alg: 'HS256' })
+      .sign(new TextEncoder().encode(SECRET));
     await refused(hs, noExp, 'AUTH_FAILED', /exp/);
     await refused(hs, await hsToken({}), 'AUTH_FAILED', /sub/);
   });
 
   it('refuses malformed tokens, absurd sizes and malformed permission claims', async () => {
-    for (const junk of ['x', 'a.b.c', '...', `${b64({ alg: 'HS256' })}.!!!.abc`, 'ey'.repeat(10_000)]) await refused(hs, junk);
-    await refused(hs, await hsToken({ sub: 'a', permissions: { publish: 'orders.*' } }), 'AUTH_FAILED', /permissions/);
-    await refused(hs, await hsToken({ sub: 'a', permissions: { subscribe: ['a..b'] } }), 'AUTH_FAILED', /permissions/);
+    for (const junk of ['x', 'a.b.c', '...', `${b64({ alg: 'HS256' })}.!!!.abc`, 'ey'.repeat(10_000)])
+      await refused(hs, junk);
+    await refused(
+      hs,
+      await hsToken({ sub: 'a', permissions: { publish: 'orders.*' } }),
+      'AUTH_FAILED',
+      /permissions/,
+    );
+    await refused(
+      hs,
+      await hsToken({ sub: 'a', permissions: { subscribe: ['a..b'] } }),
+      'AUTH_FAILED',
+      /permissions/,
+    );
   });
 
   it('a refresh token cannot be used to connect', async () => {
@@ -85,9 +105,22 @@ describe('hostile JWTs (HS256 server)', () => {
   it('audience and issuer are enforced when configured', async () => {
     const strict = new JwtService({ ...base, audience: 'messaging', issuer: 'https://idp.example' });
     await refused(strict, await hsToken({ sub: 'a' }), 'AUTH_FAILED', /aud|iss/);
-    await refused(strict, await hsToken({ sub: 'a', aud: 'other', iss: 'https://idp.example' }), 'AUTH_FAILED', /aud/);
-    await refused(strict, await hsToken({ sub: 'a', aud: 'messaging', iss: 'https://evil.example' }), 'AUTH_FAILED', /iss/);
-    await strict.verifyAccess(await hsToken({ sub: 'a', aud: 'messaging', iss: 'https://idp.example' }), '1.2.3.4');
+    await refused(
+      strict,
+      await hsToken({ sub: 'a', aud: 'other', iss: 'https://idp.example' }),
+      'AUTH_FAILED',
+      /aud/,
+    );
+    await refused(
+      strict,
+      await hsToken({ sub: 'a', aud: 'messaging', iss: 'https://evil.example' }),
+      'AUTH_FAILED',
+      /iss/,
+    );
+    await strict.verifyAccess(
+      await hsToken({ sub: 'a', aud: 'messaging', iss: 'https://idp.example' }),
+      '1.2.3.4',
+    );
     const issued = await strict.issue('b', undefined);
     await strict.verifyAccess(issued.access_token, '1.2.3.4');
   });
@@ -103,7 +136,13 @@ describe('hostile JWTs (RS256 server)', () => {
   after(() => rmSync(dir, { recursive: true, force: true }));
 
   it('refuses HS256 tokens "signed" with the public key (algorithm confusion)', async () => {
-    const rs = new JwtService({ ...base, algorithm: 'RS256', secret: '', publicKeyFile: keys.publicFile, privateKeyFile: keys.privateFile });
+    const rs = new JwtService({
+      ...base,
+      algorithm: 'RS256',
+      secret: '',
+      publicKeyFile: keys.publicFile,
+      privateKeyFile: keys.privateFile,
+    });
     const confused = await new SignJWT({ sub: 'root', exp: now() + 600 })
       .setProtectedHeader({ alg: 'HS256' })
       .sign(new TextEncoder().encode(keys.publicPem));
@@ -115,11 +154,22 @@ describe('hostile JWTs (RS256 server)', () => {
 
   it('an unusable key file is a start-up error that does not echo the key', () => {
     assert.throws(
-      () => new JwtService({ ...base, algorithm: 'RS256', publicKeyFile: keys.privateFile.replace('private', 'missing') }),
+      () =>
+        new JwtService({
+          ...base,
+          algorithm: 'RS256',
+          publicKeyFile: keys.privateFile.replace('private', 'missing'),
+        }),
       /cannot read \[security\.auth\] public_key_file/,
     );
     assert.throws(
-      () => new JwtService({ ...base, algorithm: 'RS256', publicKeyFile: keys.publicFile, privateKeyFile: keys.publicFile }),
+      () =>
+        new JwtService({
+          ...base,
+          algorithm: 'RS256',
+          publicKeyFile: keys.publicFile,
+          privateKeyFile: keys.publicFile,
+        }),
       (err: Error) => /private_key_file/.test(err.message) && !err.message.includes('BEGIN'),
     );
   });
@@ -134,7 +184,12 @@ describe('hostile JWTs against a running server with [security.auth] audience', 
     });
     try {
       const c = await RawClient.connect(ts.port);
-      c.write(encodeControl(FrameType.HELLO, 1, { version: 1, token: await hsToken({ sub: 'a', aud: 'messaging-dev' }) }));
+      c.write(
+        encodeControl(FrameType.HELLO, 1, {
+          version: 1,
+          token: await hsToken({ sub: 'a', aud: 'messaging-dev' }),
+        }),
+      );
       assert.equal((await c.error()).code, 'AUTH_FAILED');
       await c.waitClosed();
       const wrongType = await RawClient.connect(ts.port);

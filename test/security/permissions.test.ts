@@ -91,11 +91,17 @@ describe('patternCovers (pattern ⊆ pattern)', () => {
 });
 
 describe('identity rules', () => {
-  const restricted = new Identity('alice', 'jwt', parsePermissions({
-    publish: ['orders.*'],
-    subscribe: ['orders.#'],
-    queues: ['orders', 'tmp-*'],
-  }), undefined, '127.0.0.1');
+  const restricted = new Identity(
+    'alice',
+    'jwt',
+    parsePermissions({
+      publish: ['orders.*'],
+      subscribe: ['orders.#'],
+      queues: ['orders', 'tmp-*'],
+    }),
+    undefined,
+    '127.0.0.1',
+  );
 
   it('a token without the claim may do everything', () => {
     const free = new Identity('bob', 'jwt', undefined, undefined, '127.0.0.1');
@@ -107,11 +113,14 @@ describe('identity rules', () => {
   it('a category missing from the claim allows nothing of that kind', () => {
     assert.equal(restricted.canAccess('streams', 'audit'), false);
     assert.equal(restricted.canAccess('tasks', 'email'), false);
-    assert.throws(() => authorize(restricted, 'tasks', 'email'), (e: MessagingError) => {
-      assert.equal(e.code, 'PERMISSION_DENIED');
-      assert.deepEqual(e.details, { permission: 'tasks', resource: 'email' });
-      return true;
-    });
+    assert.throws(
+      () => authorize(restricted, 'tasks', 'email'),
+      (e: MessagingError) => {
+        assert.equal(e.code, 'PERMISSION_DENIED');
+        assert.deepEqual(e.details, { permission: 'tasks', resource: 'email' });
+        return true;
+      },
+    );
     assert.doesNotThrow(() => authorize(undefined, 'tasks', 'email'));
   });
 
@@ -132,8 +141,18 @@ describe('identity rules', () => {
   });
 
   it('malformed claims are refused, never read leniently', () => {
-    for (const bad of ['x', [], { publish: 'a.b' }, { publish: [1] }, { subscribe: ['a..b'] }, { queues: [''] }]) {
-      assert.throws(() => parsePermissions(bad), (e: MessagingError) => e.code === 'AUTH_FAILED');
+    for (const bad of [
+      'x',
+      [],
+      { publish: 'a.b' },
+      { publish: [1] },
+      { subscribe: ['a..b'] },
+      { queues: [''] },
+    ]) {
+      assert.throws(
+        () => parsePermissions(bad),
+        (e: MessagingError) => e.code === 'AUTH_FAILED',
+      );
     }
   });
 });

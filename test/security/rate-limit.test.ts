@@ -52,7 +52,10 @@ describe('rate limits per identity (memory store)', () => {
     assert.ok(refused.type === FrameType.ERR);
     assert.equal(refused.body.code, 'RATE_LIMITED');
     const details = refused.body.details as { retry_after_ms: number };
-    assert.ok(details.retry_after_ms > 50_000 && details.retry_after_ms <= 60_000, String(details.retry_after_ms));
+    assert.ok(
+      details.retry_after_ms > 50_000 && details.retry_after_ms <= 60_000,
+      String(details.retry_after_ms),
+    );
     c.write(encodePing());
     await c.next((f) => f.type === FrameType.PONG);
     assert.equal(c.closed, false);
@@ -63,14 +66,25 @@ describe('rate limits per identity (memory store)', () => {
     // Two more refusals reach blacklist_threshold (3): blacklisted and disconnected.
     await pub(c, 9);
     await pub(c, 10).catch(() => undefined);
-    const last = await c.next((f) => f.type === FrameType.ERR && f.reqId === 0 && (f.body.details as { blacklisted?: boolean } | undefined)?.blacklisted === true);
-    assert.ok(last.type === FrameType.ERR && /blacklisted/.test(String(last.body.message)), 'blacklist message');
+    const last = await c.next(
+      (f) =>
+        f.type === FrameType.ERR &&
+        f.reqId === 0 &&
+        (f.body.details as { blacklisted?: boolean } | undefined)?.blacklisted === true,
+    );
+    assert.ok(
+      last.type === FrameType.ERR && /blacklisted/.test(String(last.body.message)),
+      'blacklist message',
+    );
     await c.waitClosed();
     // The blacklist holds for new connections of that identity too: refused at HELLO.
     const again = await RawClient.connect(ts.port);
     again.write(encodeControl(FrameType.HELLO, 1, { version: 1, token: await hsToken({ sub: 'native-1' }) }));
     const e = await again.next((f) => f.type === FrameType.ERR);
-    assert.ok(e.type === FrameType.ERR && e.body.code === 'RATE_LIMITED', `still blacklisted: ${JSON.stringify(e)}`);
+    assert.ok(
+      e.type === FrameType.ERR && e.body.code === 'RATE_LIMITED',
+      `still blacklisted: ${JSON.stringify(e)}`,
+    );
     assert.ok(!again.frames.some((f) => f.type === FrameType.WELCOME));
     await again.waitClosed();
   });
@@ -225,7 +239,11 @@ describe('rate limiting keeps pub/sub fast', () => {
       let got = 0;
       let resolveAll!: () => void;
       const all = new Promise<void>((r) => (resolveAll = r));
-      sub.subscribe('bench.rl', { callback: () => { if (++got === n) resolveAll(); } });
+      sub.subscribe('bench.rl', {
+        callback: () => {
+          if (++got === n) resolveAll();
+        },
+      });
       await sub.flush();
       const payload = new Uint8Array(64);
       const started = performance.now();
@@ -255,7 +273,9 @@ describe('rate limiting keeps pub/sub fast', () => {
       },
       n,
     );
-    console.log(`pub/sub throughput: ${Math.round(off)} msg/s without rate limiting, ${Math.round(on)} msg/s with`);
+    console.log(
+      `pub/sub throughput: ${Math.round(off)} msg/s without rate limiting, ${Math.round(on)} msg/s with`,
+    );
     assert.ok(on > off * 0.4, `rate limiting costs too much: ${Math.round(on)} vs ${Math.round(off)} msg/s`);
   });
 });

@@ -38,10 +38,24 @@ async function rawTls(
   return { frames, closed, write: (b) => socket.write(b), ...(error ? { error } : {}) };
 }
 
-function httpsGet(port: number, path: string, ca: string, extra: Record<string, unknown> = {}): Promise<{ status: number; body: string }> {
+function httpsGet(
+  port: number,
+  path: string,
+  ca: string,
+  extra: Record<string, unknown> = {},
+): Promise<{ status: number; body: string }> {
   return new Promise((resolve, reject) => {
     const req = httpsRequest(
-      { host: '127.0.0.1', port, path, method: 'POST', ca, servername: 'localhost', headers: { 'content-type': 'application/json' }, ...extra },
+      {
+        host: '127.0.0.1',
+        port,
+        path,
+        method: 'POST',
+        ca,
+        servername: 'localhost',
+        headers: { 'content-type': 'application/json' },
+        ...extra,
+      },
       (res) => {
         let body = '';
         res.setEncoding('utf8').on('data', (d: string) => (body += d));
@@ -81,7 +95,11 @@ describe('TLS without client certificates', () => {
   after(() => ts.close());
 
   it('serves the native protocol over tls:// (SDK) with TLS 1.3 and a configured suite', async () => {
-    const c = await connect({ servers: `tls://localhost:${ts.port}`, tls: { ca: pki.read('ca.crt') }, reconnect: false });
+    const c = await connect({
+      servers: `tls://localhost:${ts.port}`,
+      tls: { ca: pki.read('ca.crt') },
+      reconnect: false,
+    });
     const sub = c.subscribe('tls.native');
     await c.flush();
     c.publish('tls.native', 'secret payload');
@@ -115,7 +133,7 @@ describe('TLS without client certificates', () => {
     assert.match(ts.logs(), /refused TLS connection: handshake failed/);
   });
 
-  it('refuses plaintext on the TLS port in the client\'s own protocol, with a clear log line', async () => {
+  it("refuses plaintext on the TLS port in the client's own protocol, with a clear log line", async () => {
     const native = netConnect(ts.port, '127.0.0.1');
     const frames: Frame[] = [];
     const parser = new FrameParser(1 << 20, (f) => frames.push(f));
@@ -144,14 +162,39 @@ describe('TLS without client certificates', () => {
   });
 
   it('the CLI publishes and subscribes over tls:// with --ca', async () => {
-    const sub = runCli(['--server', `tls://localhost:${ts.port}`, '--ca', pki.path('ca.crt'), 'sub', 'tls.cli', '--count', '1']);
+    const sub = runCli([
+      '--server',
+      `tls://localhost:${ts.port}`,
+      '--ca',
+      pki.path('ca.crt'),
+      'sub',
+      'tls.cli',
+      '--count',
+      '1',
+    ]);
     await new Promise((r) => setTimeout(r, 800));
-    const pub = await runCli(['--server', `tls://localhost:${ts.port}`, '--ca', pki.path('ca.crt'), 'pub', 'tls.cli', 'over-tls']);
+    const pub = await runCli([
+      '--server',
+      `tls://localhost:${ts.port}`,
+      '--ca',
+      pki.path('ca.crt'),
+      'pub',
+      'tls.cli',
+      'over-tls',
+    ]);
     assert.equal(pub.code, 0, pub.stderr);
     const got = await sub;
     assert.equal(got.code, 0, got.stderr);
     assert.match(got.stdout, /over-tls/);
-    const wss = await runCli(['--server', `wss://localhost:${ts.port}/v1/ws`, '--ca', pki.path('ca.crt'), 'pub', 'tls.cli', 'x']);
+    const wss = await runCli([
+      '--server',
+      `wss://localhost:${ts.port}/v1/ws`,
+      '--ca',
+      pki.path('ca.crt'),
+      'pub',
+      'tls.cli',
+      'x',
+    ]);
     assert.equal(wss.code, 0, wss.stderr);
     const bad = await runCli(['--server', `tls://localhost:${ts.port}`, 'pub', 'tls.cli', 'x']);
     assert.notEqual(bad.code, 0, 'without --ca the self-made CA is not trusted');
@@ -199,14 +242,28 @@ describe('mutual TLS (verify_client)', () => {
     }
     assert.equal(explained, 2);
     await assert.rejects(
-      connect({ servers: `tls://localhost:${ts.port}`, tls: { ca: pki.read('ca.crt') }, reconnect: false, timeoutMs: 2000 }),
+      connect({
+        servers: `tls://localhost:${ts.port}`,
+        tls: { ca: pki.read('ca.crt') },
+        reconnect: false,
+        timeoutMs: 2000,
+      }),
     );
     assert.match(ts.logs(), /client certificate did not verify/);
   });
 
   it('the CLI presents --cert/--key', async () => {
     const args = ['--server', `tls://localhost:${ts.port}`, '--ca', pki.path('ca.crt')];
-    const ok = await runCli([...args, '--cert', pki.path('client.crt'), '--key', pki.path('client.key'), 'pub', 'mtls.cli', 'x']);
+    const ok = await runCli([
+      ...args,
+      '--cert',
+      pki.path('client.crt'),
+      '--key',
+      pki.path('client.key'),
+      'pub',
+      'mtls.cli',
+      'x',
+    ]);
     assert.equal(ok.code, 0, ok.stderr);
     const refused = await runCli([...args, 'pub', 'mtls.cli', 'x']);
     assert.notEqual(refused.code, 0);

@@ -187,7 +187,7 @@ export function taskConformanceCases(test: Test, setup: Setup): void {
     );
     const rec = (await s.getTask(later.id))!;
     assert.equal(rec.state, 'queued');
-    assert.equal(rec.eta, undefined);
+    assert.equal(rec.eta, later.eta, 'the due time it had is kept');
     assert.equal(rec.queued_at, clock.t);
     // A failed attempt waits in `retrying` until its delay passed.
     await s.claimTasks(ALL, 'w', 1, 10_000);

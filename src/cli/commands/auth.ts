@@ -64,7 +64,9 @@ function postJson(
     method: 'POST',
     timeout: timeoutFrom(opts),
     headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text), ...headers },
-    ...(secure ? { ca: pem('--ca', opts.ca), cert: pem('--cert', opts.cert), key: pem('--key', opts.key) } : {}),
+    ...(secure
+      ? { ca: pem('--ca', opts.ca), cert: pem('--cert', opts.cert), key: pem('--key', opts.key) }
+      : {}),
   };
   return new Promise((resolve, reject) => {
     const req = (secure ? httpsRequest : httpRequest)(options, (res) => {
@@ -74,7 +76,9 @@ function postJson(
         try {
           resolve({ status: res.statusCode ?? 0, body: JSON.parse(data) as Record<string, unknown> });
         } catch {
-          reject(new CliError(`unexpected answer from ${base.origin}${path} (HTTP ${res.statusCode ?? '?'})`));
+          reject(
+            new CliError(`unexpected answer from ${base.origin}${path} (HTTP ${res.statusCode ?? '?'})`),
+          );
         }
       });
     });
@@ -109,7 +113,8 @@ async function runToken(opts: TokenOptions): Promise<void> {
   if (permissions) body.permissions = permissions;
   if (opts.expiresIn !== undefined) {
     const n = Number(opts.expiresIn);
-    if (!Number.isInteger(n) || n <= 0) throw new CliError('--expires-in must be a positive number of seconds');
+    if (!Number.isInteger(n) || n <= 0)
+      throw new CliError('--expires-in must be a positive number of seconds');
     body.expires_in = n;
   }
   const res = await postJson(opts, '/v1/auth/token', body, { authorization: `Bearer ${apiKey}` });
@@ -118,7 +123,10 @@ async function runToken(opts: TokenOptions): Promise<void> {
 }
 
 async function runRefresh(refreshToken: string, opts: RefreshOptions): Promise<void> {
-  const res = await postJson(opts, '/v1/auth/token', { grant_type: 'refresh_token', refresh_token: refreshToken });
+  const res = await postJson(opts, '/v1/auth/token', {
+    grant_type: 'refresh_token',
+    refresh_token: refreshToken,
+  });
   if (res.status !== 200) throw failed(res);
   await print(opts.json ? JSON.stringify(res.body) : String(res.body.access_token));
 }
@@ -140,7 +148,7 @@ export function registerAuth(program: Command): void {
     .command('token')
     .description('issue an access and a refresh token for a subject (needs API_KEY)')
     .requiredOption('--subject <name>', 'who the token is for (its "sub")')
-    .option('--api-key <key>', 'the server\'s API key (env API_KEY)')
+    .option('--api-key <key>', "the server's API key (env API_KEY)")
     .option('--publish <pattern>', 'topic pattern it may publish to (repeatable)', collect)
     .option('--subscribe <pattern>', 'topic pattern it may subscribe to (repeatable)', collect)
     .option('--queue <name>', 'queue it may use; * for all, prefix* for a prefix (repeatable)', collect)

@@ -61,7 +61,11 @@ export function registerKeys(program: Command): void {
     .action(async (opts: KeyOptions) => {
       const list = open(opts.keyStore, false).list();
       if (opts.json) {
-        await print(list.map((k) => JSON.stringify({ id: k.id, created_at: k.createdAt, current: k.current })).join('\n'));
+        await print(
+          list
+            .map((k) => JSON.stringify({ id: k.id, created_at: k.createdAt, current: k.current }))
+            .join('\n'),
+        );
         return;
       }
       await print(

@@ -22,6 +22,7 @@ import { PairHeap } from './heap.ts';
 import type { Loc, TaskRec, TaskSetFact } from './records.ts';
 
 export interface TaskEntry {
+  /** Never mutated: every change replaces it, so it can be handed out as it is. */
   rec: TaskRecord;
   readonly h: number;
   /** Ready-heap key while queued: (5 − priority) × 2^44 + enqueue sequence. */
@@ -150,24 +151,28 @@ export class TaskTable {
     if (!e) return;
     if (loc && e.seg >= 0 && e.seg !== loc.seg) this.hooks.referenced(loc.seg, e.seg);
     const before = e.rec.state;
-    const rec = e.rec as unknown as Record<string, unknown>;
     this.count(e.rec, -1);
-    for (const key of Object.keys(fact)) {
+    // Copy on write: records handed out earlier never change under their holder (so reads need no copy).
+    const rec = { ...e.rec } as Record<string, unknown>;
+    for (const key in fact) {
       if (key === 'id' || key === 'collect' || key === 'unset') continue;
       const value = (fact as Record<string, unknown>)[key];
       if (value !== undefined) rec[key] = value;
     }
-    if (fact.unset) for (const key of fact.unset) delete rec[key];
+    // Cleared fields become undefined rather than deleted: it keeps the objects' shapes fast, and JSON
+    // leaves them out all the same.
+    if (fact.unset) for (const key of fact.unset) rec[key] = undefined;
+    const next = rec as unknown as TaskRecord;
     if (fact.collect) {
-      // Copy on write: records handed out earlier must not change under their holder.
-      const results = [...(e.rec.results ?? [])];
+      const results = [...(next.results ?? [])];
       results[fact.collect.index] = fact.collect.value;
-      e.rec.results = results;
-      e.rec.remaining = (e.rec.remaining ?? 0) - 1;
+      next.results = results;
+      next.remaining = (next.remaining ?? 0) - 1;
     }
-    this.count(e.rec, 1);
-    if (e.rec.state === 'queued' && (before !== 'queued' || fact.priority !== undefined))
-      e.readyKey = this.nextReadyKey(e.rec);
+    e.rec = next;
+    this.count(next, 1);
+    if (next.state === 'queued' && (before !== 'queued' || fact.priority !== undefined))
+      e.readyKey = this.nextReadyKey(next);
     this.index(e);
   }
 
@@ -230,8 +235,13 @@ export class TaskTable {
 
   /** A heartbeat: the lock lasts longer. Not journaled (see the module comment). */
   renewLock(e: TaskEntry, until: number): void {
-    e.rec.lock_until = until;
+    e.rec = { ...e.rec, lock_until: until };
     this.locks.push(until, e.h);
+  }
+
+  /** Live progress of a running task. Not journaled (see the module comment). */
+  setProgress(e: TaskEntry, progress: TaskRecord['progress']): void {
+    e.rec = { ...e.rec, progress };
   }
 
   // ---- validated heap tops -----------------------------------------------------------------------
