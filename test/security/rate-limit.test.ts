@@ -264,18 +264,19 @@ describe('rate limiting keeps pub/sub fast', () => {
   it('metered PUB frames keep most of the throughput (the lead benchmarks it properly)', async () => {
     const n = 100_000;
     await throughput({}, 20_000); // warm-up
-    const off = await throughput({}, n);
-    const on = await throughput(
-      {
-        'security.rate_limit.enabled': 'true',
-        'security.rate_limit.window_seconds': '1',
-        'security.rate_limit.max_requests': '100000000',
-      },
-      n,
-    );
-    console.log(
-      `pub/sub throughput: ${Math.round(off)} msg/s without rate limiting, ${Math.round(on)} msg/s with`,
-    );
-    assert.ok(on > off * 0.4, `rate limiting costs too much: ${Math.round(on)} vs ${Math.round(off)} msg/s`);
+    const limited = {
+      'security.rate_limit.enabled': 'true',
+      'security.rate_limit.window_seconds': '1',
+      'security.rate_limit.max_requests': '100000000',
+    };
+    // Alternating rounds, best of each: neighbours on a shared machine slow single runs at random.
+    let off = 0;
+    let on = 0;
+    for (let round = 0; round < 3; round++) {
+      off = Math.max(off, await throughput({}, n));
+      on = Math.max(on, await throughput(limited, n));
+    }
+    console.log(`pub/sub throughput: ${Math.round(off)} msg/s without rate limiting, ${Math.round(on)} msg/s with`);
+    assert.ok(on > off * 0.5, `rate limiting costs too much: ${Math.round(on)} vs ${Math.round(off)} msg/s`);
   });
 });
