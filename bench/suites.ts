@@ -25,7 +25,8 @@ import { rabbitDurable } from './systems/rabbitmq-durable.ts';
 import { jetstreamDurable } from './systems/jetstream.ts';
 import { redisStreamsDurable } from './systems/redis-streams.ts';
 import { bullmqTasks } from './systems/bullmq.ts';
-import { oursDurable, oursDurableExtras, oursTasks } from './systems/ours-durable.ts';
+import { oursDurable, oursDurableExtras } from './systems/ours-durable.ts';
+import { oursTasks, oursTasksNoFsync } from './systems/ours-tasks.ts';
 
 export const SUITES = ['pubsub', 'reqrep', 'durable', 'tasks'] as const;
 export type Suite = (typeof SUITES)[number];
@@ -42,6 +43,7 @@ export const PRODUCT: Record<string, string> = {
 /** Which server a system id talks to: `--systems nats` selects NATS core and JetStream, and so on. */
 export const FAMILY: Record<string, 'ours' | 'nats' | 'redis' | 'mqtt' | 'rabbitmq'> = {
   ours: 'ours',
+  'ours-nofsync': 'ours',
   nats: 'nats',
   jetstream: 'nats',
   redis: 'redis',
@@ -118,7 +120,7 @@ const DURABLE: Array<Factory<DurableSystem>> = [
   rabbitDurable,
   redisStreamsDurable,
 ];
-const TASKS: Array<Factory<TaskSystem>> = [oursTasks, bullmqTasks];
+const TASKS: Array<Factory<TaskSystem>> = [oursTasks, oursTasksNoFsync, bullmqTasks];
 
 export function buildScenarios(suites: readonly Suite[], p: Params): Scenario[] {
   const out: Scenario[] = [];

@@ -132,6 +132,3 @@ export function oursDurableExtras(_ep: Endpoints): DurableExtras {
     },
   };
 }
-
-// The tasks adapter lives in ours-tasks.ts.
-export { oursTasks } from './ours-tasks.ts';

@@ -1,14 +1,15 @@
 /**
  * Our tasks in the tasks suite, through the SDK: one connection submitting (`tasks.submit`, awaited, in
  * the scenario's window) and `workers` in-process `Worker`s, each on its own connection with
- * concurrency 1 — like BullMQ's Worker instances — and the default prefetch (one more task held ready,
- * as BullMQ fetches the next job when it finishes one). Results are kept 5 s (BullMQ's side removes
- * completed jobs). The server runs with the embedded file store (fsync batch), so every submit and
- * every completion is confirmed only after the fsync of its write group.
+ * concurrency 1 — one handler at a time, like BullMQ's Worker instances — holding PREFETCH more tasks
+ * ready. Results are kept 5 s (BullMQ's side removes completed jobs). Two rows: the harness's server
+ * (file store, fsync batch: every submit and completion is confirmed after the fsync of its write
+ * group), and a server of the adapter's own with fsync none, the durability of the Redis used here.
  */
 import { connect, type Connection } from '../../src/client/index.ts';
 import { Worker } from '../../src/worker/index.ts';
 import type { Endpoints, TaskJobInfo, TaskSystem } from '../types.ts';
+import { startOursServer, type OursServer } from '../lib/ours-server.ts';
 import { closeAll, runTag, UnavailableError } from '../lib/util.ts';
 
 const RESULT_TTL_MS = 5000;
@@ -19,25 +20,65 @@ const RESULT_TTL_MS = 5000;
  */
 const PREFETCH = 16;
 
+/**
+ * The tasks suite's adapter over the harness's server (file store, fsync batch). `variant` runs the same
+ * clients against a server of its own instead (see `oursTasksNoFsync`).
+ */
 export function oursTasks(ep: Endpoints): TaskSystem {
+  return tasksAdapter(ep, {
+    id: 'ours',
+    label: 'messaging-system',
+    notes: `tasks.submit awaited (window); Worker instances with concurrency 1, prefetch ${PREFETCH}; file store, fsync batch (each submit and completion confirmed after the fsync of its group)`,
+  });
+}
+
+/**
+ * The same clients against a server of our own with the file store's fsync `none` (records reach the
+ * OS page cache, never waited for): the durability class of the Redis the BullMQ row runs on here (AOF
+ * off, no RDB snapshots — nothing reaches the disk), so this row compares like with like.
+ */
+export function oursTasksNoFsync(ep: Endpoints): TaskSystem {
+  return tasksAdapter(ep, {
+    id: 'ours-nofsync',
+    label: 'messaging-system (fsync none)',
+    notes: `as messaging-system, on its own server with fsync none (like Redis here: no fsync at all)`,
+    fsync: 'none',
+  });
+}
+
+interface Variant {
+  id: string;
+  label: string;
+  notes: string;
+  /** Start a server of our own with this fsync policy instead of using the harness's. */
+  fsync?: 'none' | 'batch' | 'always';
+}
+
+function tasksAdapter(ep: Endpoints, v: Variant): TaskSystem {
   const queue = `bench.tasks.${runTag()}`;
   let submitter: Connection | undefined;
   const conns: Connection[] = [];
   const workers: Worker[] = [];
   let version: string | undefined;
+  let own: OursServer | undefined;
+  let url = ep.oursUrl;
   const open = async (name: string): Promise<Connection> => {
-    if (!ep.oursUrl) throw new UnavailableError(ep.oursUnavailable ?? 'our server is not running');
-    const c = await connect({ servers: ep.oursUrl, name, reconnect: false, timeoutMs: 30_000 });
+    if (!url) throw new UnavailableError(ep.oursUnavailable ?? 'our server is not running');
+    const c = await connect({ servers: url, name, reconnect: false, timeoutMs: 30_000 });
     conns.push(c);
     return c;
   };
   return {
-    id: 'ours',
-    label: 'messaging-system',
+    id: v.id,
+    label: v.label,
     client: 'src/client',
-    notes:
-      `tasks.submit awaited (window); Worker instances with concurrency 1, prefetch ${PREFETCH}; file store, fsync batch`,
+    notes: v.notes,
     async setup(count: number, onStarted: (job: TaskJobInfo) => void, onCompleted: () => void) {
+      if (v.fsync) {
+        if (!ep.oursUrl) throw new UnavailableError(ep.oursUnavailable ?? 'our server does not start');
+        own = await startOursServer({ fsync: v.fsync });
+        url = own.url;
+      }
       submitter = await open('bench-tasks-submit');
       version = submitter.info.server_version;
       for (let i = 0; i < count; i++) {
@@ -60,13 +101,16 @@ export function oursTasks(ep: Endpoints): TaskSystem {
       await submitter!.tasks.submit(
         'noop',
         undefined,
-        delayMs ? { queue, countdownMs: delayMs, resultTtlMs: RESULT_TTL_MS } : { queue, resultTtlMs: RESULT_TTL_MS },
+        delayMs
+          ? { queue, countdownMs: delayMs, resultTtlMs: RESULT_TTL_MS }
+          : { queue, resultTtlMs: RESULT_TTL_MS },
       );
     },
     serverVersion: () => version,
     async close() {
       await closeAll(workers.map((w) => () => w.close({ timeoutMs: 1000 })));
       await closeAll(conns.map((c) => () => c.close()));
+      await own?.stop();
     },
   };
 }

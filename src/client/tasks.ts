@@ -10,14 +10,7 @@ import { Message, PRIORITIES, type PriorityName, type Responder } from './messag
 import type { DurableHost, OpenedSubscription } from './opened-subscription.ts';
 
 export type TaskState =
-  | 'pending'
-  | 'queued'
-  | 'running'
-  | 'succeeded'
-  | 'failed'
-  | 'retrying'
-  | 'cancelled'
-  | 'expired';
+  'pending' | 'queued' | 'running' | 'succeeded' | 'failed' | 'retrying' | 'cancelled' | 'expired';
 
 /** A task as the server reports it (`task.get`). */
 export interface TaskInfo {
@@ -48,7 +41,12 @@ export interface TaskInfo {
   /** Live while running: 0–1 and a message. */
   progress?: { value: number; message?: string; at: number };
   result?: unknown;
-  error?: { name: string; message: string; stack?: string; step?: { index: number; id: string; name: string } };
+  error?: {
+    name: string;
+    message: string;
+    stack?: string;
+    step?: { index: number; id: string; name: string };
+  };
   previous?: unknown;
   parent?: { id: string; index: number };
   children?: string[];
@@ -174,11 +172,24 @@ export class TaskFailedError extends MessagingError {
     message: string,
     readonly task: TaskInfo,
   ) {
-    super(task.state === 'cancelled' ? 'TASK_CANCELLED' : task.state === 'expired' ? 'TASK_EXPIRED' : 'TASK_FAILED', message, {
-      cause: remoteError(task),
-      details: { id: task.id, state: task.state, error: task.error },
-    });
-    this.name = task.state === 'cancelled' ? 'TaskCancelledError' : task.state === 'expired' ? 'TaskExpiredError' : 'TaskFailedError';
+    super(
+      task.state === 'cancelled'
+        ? 'TASK_CANCELLED'
+        : task.state === 'expired'
+          ? 'TASK_EXPIRED'
+          : 'TASK_FAILED',
+      message,
+      {
+        cause: remoteError(task),
+        details: { id: task.id, state: task.state, error: task.error },
+      },
+    );
+    this.name =
+      task.state === 'cancelled'
+        ? 'TaskCancelledError'
+        : task.state === 'expired'
+          ? 'TaskExpiredError'
+          : 'TaskFailedError';
   }
 }
 
@@ -352,7 +363,11 @@ export class Tasks {
     when: Date | number,
     options: Omit<SubmitOptions, 'eta' | 'countdownMs'> = {},
   ): Promise<TaskHandle> {
-    return this.submit(name, args, when instanceof Date ? { ...options, eta: when } : { ...options, countdownMs: when });
+    return this.submit(
+      name,
+      args,
+      when instanceof Date ? { ...options, eta: when } : { ...options, countdownMs: when },
+    );
   }
 
   /** Submits many tasks in one round trip. */
@@ -419,13 +434,21 @@ export class Tasks {
     for (;;) {
       const left = Math.max(0, deadline - Date.now());
       const chunk = Math.min(left, 3_600_000);
-      const body = await this.host.command('task.wait', { id, timeout_ms: chunk }, { timeoutMs: chunk + 10_000 });
+      const body = await this.host.command(
+        'task.wait',
+        { id, timeout_ms: chunk },
+        { timeoutMs: chunk + 10_000 },
+      );
       const task = body['task'] as TaskInfo;
       if (body['done'] === true || TERMINAL.has(task.state)) return task;
       if (Date.now() >= deadline) {
-        throw new MessagingError('TIMEOUT', `task ${id} (${task.name}) did not finish within ${timeoutMs} ms (it is ${task.state})`, {
-          details: { id, state: task.state },
-        });
+        throw new MessagingError(
+          'TIMEOUT',
+          `task ${id} (${task.name}) did not finish within ${timeoutMs} ms (it is ${task.state})`,
+          {
+            details: { id, state: task.state },
+          },
+        );
       }
     }
   }
@@ -460,7 +483,8 @@ export class Tasks {
       {
         label: `task worker '${reg.worker}' (${reg.pool})`,
         openFrame: (sid, reqId) => encodeControl(FrameType.CMD, reqId, { ...args, sid }),
-        wrap: (frame: MsgFrame, payload: Uint8Array, responder: Responder) => new Message(frame, payload, responder),
+        wrap: (frame: MsgFrame, payload: Uint8Array, responder: Responder) =>
+          new Message(frame, payload, responder),
       },
       { callback: onMessage },
     );

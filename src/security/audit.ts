@@ -78,6 +78,7 @@ export class AuditLog {
   private seq = 0;
   private buffer: string[] = [];
   private scheduled = false;
+  private closed = false;
   /** `config_sha256` of the last system_start found in the file when it was opened. */
   lastConfigDigest: string | undefined;
 
@@ -96,7 +97,7 @@ export class AuditLog {
   }
 
   record(record: AuditRecord): void {
-    if (!this.events.has(record.event)) return;
+    if (this.closed || !this.events.has(record.event)) return;
     const ts = new Date().toISOString();
     if (this.fd === undefined) {
       if (this.options.level !== 'silent') {
@@ -140,6 +141,7 @@ export class AuditLog {
 
   close(): void {
     this.flush();
+    this.closed = true;
     if (this.fd === undefined) return;
     try {
       fsyncSync(this.fd);

@@ -48,6 +48,8 @@ export class HttpGuard {
     handler: () => R | Promise<R>,
   ): Promise<R> {
     const sec = this.security;
+    // Nothing to enforce or record: the handler runs as without security (req.identity stays unset).
+    if (!sec.authRequired && !sec.limiter && !sec.audit) return handler();
     const address = req.remoteAddress.replace(/^::ffff:/, '');
     let identity = Identity.anonymous(address);
     const audit = (record: Omit<AuditRecord, 'actor' | 'source'>): void => {

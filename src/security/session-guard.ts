@@ -3,6 +3,7 @@
  * live connection, rate limiting of every frame, authorization of every operation, and the audit trail.
  * The session calls it at five points (HELLO, each frame, PUB, SUB, CMD) and when it answers an error.
  */
+import { isValidPattern } from '../core/topic.ts';
 import { MessagingError } from '../protocol/errors.ts';
 import type { AuditRecord } from './audit.ts';
 import { COMMAND_RULES, type OperationRule } from './operations.ts';
@@ -104,7 +105,8 @@ export class SessionGuard {
   }
 
   checkSubscribe(pattern: string): void {
-    authorizeSubscribe(this.identity, pattern);
+    // An invalid pattern is the broker's INVALID_PATTERN to report, not a permission question.
+    if (this.identity.restricted && isValidPattern(pattern)) authorizeSubscribe(this.identity, pattern);
   }
 
   /** Runs CMD `op`: authorization first, then the handler, then the audit record and list filtering. */
@@ -192,8 +194,10 @@ export function checkRule(identity: Identity, rule: OperationRule, args: Record<
     if (typeof name === 'string') authorize(identity, rule.kind, name);
   }
   if (rule.bindings && Array.isArray(args.bindings)) {
-    for (const pattern of args.bindings)
-      if (typeof pattern === 'string') authorizeSubscribe(identity, pattern);
+    for (const pattern of args.bindings) {
+      // Invalid bindings are the handler's INVALID_PATTERN / BAD_REQUEST; nothing is declared then.
+      if (typeof pattern === 'string' && isValidPattern(pattern)) authorizeSubscribe(identity, pattern);
+    }
   }
   if (rule.publishArg) {
     const topic = args[rule.publishArg];

@@ -52,7 +52,12 @@ export abstract class TaskEngine extends QueueEngine {
    * The one transition function: the fields a change to `to` implies, on top of the caller's `set`.
    * Throws TASK_CONFLICT for a change the table does not allow.
    */
-  private transition(e: TaskEntry, to: TaskState | undefined, set: TaskPatch | undefined, now: number): TaskSetFact {
+  private transition(
+    e: TaskEntry,
+    to: TaskState | undefined,
+    set: TaskPatch | undefined,
+    now: number,
+  ): TaskSetFact {
     const from = e.rec.state;
     // Built field by field (no spread, no delete): facts are hot, and JSON-encoded for the journal.
     const fact: TaskSetFact = { id: e.rec.id, updated_at: now };
@@ -255,10 +260,16 @@ export abstract class TaskEngine extends QueueEngine {
   }
 
   /** Live progress of a running attempt; false when that attempt no longer runs. Not journaled. */
-  async setTaskProgress(id: string, worker: string, attempt: number, progress: TaskProgress): Promise<boolean> {
+  async setTaskProgress(
+    id: string,
+    worker: string,
+    attempt: number,
+    progress: TaskProgress,
+  ): Promise<boolean> {
     await this.enter();
     const e = this.state.tasks.get(id);
-    if (!e || e.rec.state !== 'running' || e.rec.worker !== worker || e.rec.attempts !== attempt) return false;
+    if (!e || e.rec.state !== 'running' || e.rec.worker !== worker || e.rec.attempts !== attempt)
+      return false;
     this.state.tasks.setProgress(e, progress);
     return true;
   }
@@ -361,8 +372,14 @@ export abstract class TaskEngine extends QueueEngine {
       await this.durable();
     }
     t.compactHeaps();
-    const next = Math.min(t.top(t.due, (k, h) => t.isDue(k, h)), t.top(t.expiry, (k, h) => t.isExpiring(k, h)));
-    const later = Math.min(t.top(t.locks, (k, h) => t.isLocked(k, h)), t.top(t.purge, (k, h) => t.isPurgeable(k, h)));
+    const next = Math.min(
+      t.top(t.due, (k, h) => t.isDue(k, h)),
+      t.top(t.expiry, (k, h) => t.isExpiring(k, h)),
+    );
+    const later = Math.min(
+      t.top(t.locks, (k, h) => t.isLocked(k, h)),
+      t.top(t.purge, (k, h) => t.isPurgeable(k, h)),
+    );
     return {
       queued: queued.map((e) => copy(e.rec)),
       expired: expired.map((e) => copy(e.rec)),

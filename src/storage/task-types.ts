@@ -12,14 +12,7 @@
 export type TaskPriority = 0 | 1 | 2 | 3 | 4 | 5;
 
 export type TaskState =
-  | 'pending'
-  | 'queued'
-  | 'running'
-  | 'succeeded'
-  | 'failed'
-  | 'retrying'
-  | 'cancelled'
-  | 'expired';
+  'pending' | 'queued' | 'running' | 'succeeded' | 'failed' | 'retrying' | 'cancelled' | 'expired';
 
 export const TASK_STATES: readonly TaskState[] = [
   'pending',

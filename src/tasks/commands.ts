@@ -9,7 +9,14 @@
  */
 import { encodeMsg, MessagingError, utf8Encode } from '../protocol/index.ts';
 import type { CommandHandler, Session } from '../server/session.ts';
-import { TASK_STATES, type ClaimTarget, type TaskFilter, type TaskKind, type TaskRecord, type TaskState } from '../storage/task-types.ts';
+import {
+  TASK_STATES,
+  type ClaimTarget,
+  type TaskFilter,
+  type TaskKind,
+  type TaskRecord,
+  type TaskState,
+} from '../storage/task-types.ts';
 import type { FailureReport } from './model.ts';
 import type { SettleItem, TaskService } from './service.ts';
 import { workflowFromArgs } from './workflows.ts';
@@ -160,6 +167,18 @@ function assignFrames(sid: number, tasks: TaskRecord[]): Uint8Array[] {
 }
 
 export function registerTaskCommands(commands: Map<string, CommandHandler>, service: TaskService): void {
+  /** Worker ids each connection registered: a connection reports only for its own workers. */
+  const workersOf = new WeakMap<Session, Set<string>>();
+  const ownWorker = (session: Session, a: Args): string => {
+    const worker = str(a, 'worker');
+    if (!workersOf.get(session)?.has(worker)) {
+      throw new MessagingError(
+        'BAD_REQUEST',
+        `worker "${worker}" is not registered on this connection (task.worker first)`,
+      );
+    }
+    return worker;
+  };
   const ops: Record<string, CommandHandler> = {
     'task.submit': async (_s, a) => {
       const r = await service.submitOne(a);
@@ -204,17 +223,20 @@ export function registerTaskCommands(commands: Map<string, CommandHandler>, serv
         stop: () => service.dispatcher.stop(consumer),
         release: () => service.dispatcher.remove(consumer),
       });
+      let mine = workersOf.get(session);
+      if (!mine) workersOf.set(session, (mine = new Set()));
+      mine.add(worker);
       return { sid, worker, lock_ms: lockMs };
     },
-    'task.settle': async (_s, a) => ({ results: await service.settle(str(a, 'worker'), settleItems(a)) }),
-    'task.heartbeat': async (_s, a) => ({
+    'task.settle': async (s, a) => ({ results: await service.settle(ownWorker(s, a), settleItems(a)) }),
+    'task.heartbeat': async (s, a) => ({
       lost: await service.heartbeat(
-        str(a, 'worker'),
+        ownWorker(s, a),
         strings(a.ids, '"ids"') ?? [],
         optInt(a, 'lock_ms', 100, 3600_000) ?? 30_000,
       ),
     }),
-    'task.progress': async (_s, a) => {
+    'task.progress': async (s, a) => {
       const items = list(a, 'items').map((i) => {
         const value = typeof i.value === 'number' && Number.isFinite(i.value) ? i.value : 0;
         const item: { id: string; attempt: number; value: number; message?: string } = {
@@ -225,13 +247,16 @@ export function registerTaskCommands(commands: Map<string, CommandHandler>, serv
         if (typeof i.message === 'string') item.message = i.message.slice(0, 1024);
         return item;
       });
-      await service.progress(str(a, 'worker'), items);
+      await service.progress(ownWorker(s, a), items);
       return {};
     },
-    'task.release': async (_s, a) => ({
+    'task.release': async (s, a) => ({
       results: await service.release(
-        str(a, 'worker'),
-        list(a, 'items').map((i) => ({ id: str(i, 'id'), attempt: optInt(i, 'attempt', 1, Number.MAX_SAFE_INTEGER) ?? 1 })),
+        ownWorker(s, a),
+        list(a, 'items').map((i) => ({
+          id: str(i, 'id'),
+          attempt: optInt(i, 'attempt', 1, Number.MAX_SAFE_INTEGER) ?? 1,
+        })),
       ),
     }),
 

@@ -20,7 +20,10 @@ export function checkTimezone(tz: string): string {
     new Intl.DateTimeFormat('en-US', { timeZone: tz });
     return tz;
   } catch {
-    throw new MessagingError('BAD_REQUEST', `unknown time zone "${tz}" (use an IANA name such as Europe/Paris)`);
+    throw new MessagingError(
+      'BAD_REQUEST',
+      `unknown time zone "${tz}" (use an IANA name such as Europe/Paris)`,
+    );
   }
 }
 

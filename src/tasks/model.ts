@@ -84,7 +84,11 @@ function name(args: Args, key: string, fallback?: string): string {
 function tags(args: Args): string[] | undefined {
   const v = args.tags;
   if (v === undefined || v === null) return undefined;
-  if (!Array.isArray(v) || v.length > 64 || v.some((t) => typeof t !== 'string' || t.length === 0 || t.length > 128))
+  if (
+    !Array.isArray(v) ||
+    v.length > 64 ||
+    v.some((t) => typeof t !== 'string' || t.length === 0 || t.length > 128)
+  )
     throw bad('"tags" must be an array of at most 64 non-empty strings');
   return [...new Set(v as string[])];
 }

@@ -14,7 +14,9 @@ export function registerTaskRoutes(api: HttpApi, service: TaskService): void {
     const [r] = await service.submit([req.body]);
     return { status: r!.created ? 201 : 200, body: { ...r!.task, created: r!.created } };
   });
-  api.route('GET', '/v1/tasks', async (req) => ({ body: { tasks: await service.list(filterFrom(req.query)) } }));
+  api.route('GET', '/v1/tasks', async (req) => ({
+    body: { tasks: await service.list(filterFrom(req.query)) },
+  }));
   api.route('GET', '/v1/tasks/{id}', async (req) => ({ body: await service.get(req.params.id!) }));
   api.route('DELETE', '/v1/tasks/{id}', async (req) => ({ body: await service.cancel(req.params.id!) }));
   api.route('GET', '/v1/tasks/{id}/wait', async (req) => {
@@ -27,8 +29,13 @@ export function registerTaskRoutes(api: HttpApi, service: TaskService): void {
     return { status: 201, body: { ...workflow, children: children.map((c) => c.id) } };
   });
 
-  api.route('POST', '/v1/schedules', async (req) => ({ status: 201, body: await service.createSchedule(req.body) }));
-  api.route('GET', '/v1/schedules', async () => ({ body: { schedules: await service.storage.listSchedules() } }));
+  api.route('POST', '/v1/schedules', async (req) => ({
+    status: 201,
+    body: await service.createSchedule(req.body),
+  }));
+  api.route('GET', '/v1/schedules', async () => ({
+    body: { schedules: await service.storage.listSchedules() },
+  }));
   api.route('GET', '/v1/schedules/{id}', async (req) => ({ body: await service.schedule(req.params.id!) }));
   api.route('DELETE', '/v1/schedules/{id}', async (req) => {
     await service.removeSchedule(req.params.id!);
@@ -40,6 +47,9 @@ export function registerTaskRoutes(api: HttpApi, service: TaskService): void {
     if (action === 'enable' || action === 'disable')
       return { body: await service.setScheduleEnabled(id, action === 'enable') };
     if (action === 'trigger') return { status: 201, body: await service.triggerSchedule(id) };
-    return { status: 404, body: { code: 'NOT_FOUND', message: `no action "${action}": use enable, disable or trigger` } };
+    return {
+      status: 404,
+      body: { code: 'NOT_FOUND', message: `no action "${action}": use enable, disable or trigger` },
+    };
   });
 }

@@ -109,10 +109,13 @@ export class Scheduler {
     if (at >= this.timerAt) return;
     clearTimeout(this.timer);
     this.timerAt = at;
-    this.timer = setTimeout(() => {
-      this.timerAt = Infinity;
-      void this.run();
-    }, Math.max(0, delayMs));
+    this.timer = setTimeout(
+      () => {
+        this.timerAt = Infinity;
+        void this.run();
+      },
+      Math.max(0, delayMs),
+    );
     this.timer.unref();
   }
 

@@ -99,7 +99,11 @@ export class TaskService {
         }
         for (const t of expired) this.observe(t);
       },
-      handBack: (worker, tasks) => void this.release(worker, tasks.map((t) => ({ id: t.id, attempt: t.attempts }))),
+      handBack: (worker, tasks) =>
+        void this.release(
+          worker,
+          tasks.map((t) => ({ id: t.id, attempt: t.attempts })),
+        ),
       online: (info) => this.events.worker('worker.online', this.workerEvent(info)),
       offline: (info) => this.events.worker('worker.offline', this.workerEvent(info)),
       error: (err) => this.o.logger?.error({ err }, 'task dispatch failed'),
@@ -115,7 +119,11 @@ export class TaskService {
   /** Recovers after a (re)start: gives running tasks' workers time to come back, finishes workflows. */
   async start(): Promise<void> {
     const grace = this.o.restartGraceMs ?? 15_000;
-    const running = await this.storage.listTasks({ state: 'running', kind: 'task', limit: Number.MAX_SAFE_INTEGER });
+    const running = await this.storage.listTasks({
+      state: 'running',
+      kind: 'task',
+      limit: Number.MAX_SAFE_INTEGER,
+    });
     const byWorker = new Map<string, string[]>();
     for (const t of running) {
       if (t.worker === undefined) continue;
@@ -125,7 +133,11 @@ export class TaskService {
     }
     for (const [worker, ids] of byWorker) await this.storage.renewTaskLocks(worker, ids, grace);
     for (const kind of ['chain', 'group', 'chord'] as const) {
-      for (const wf of await this.storage.listTasks({ state: 'running', kind, limit: Number.MAX_SAFE_INTEGER }))
+      for (const wf of await this.storage.listTasks({
+        state: 'running',
+        kind,
+        limit: Number.MAX_SAFE_INTEGER,
+      }))
         await this.sweepWorkflow(wf);
     }
     this.o.metrics?.addQueueSizeSource(() => this.queueSizes());
@@ -142,7 +154,11 @@ export class TaskService {
     clearInterval(this.countsTimer);
     this.scheduler.close();
     for (const [id, set] of this.waiters) {
-      for (const w of set) void this.storage.getTask(id).then((t) => t && w(t), () => undefined);
+      for (const w of set)
+        void this.storage.getTask(id).then(
+          (t) => t && w(t),
+          () => undefined,
+        );
     }
     this.waiters.clear();
   }
@@ -150,7 +166,9 @@ export class TaskService {
   // ---- submitting --------------------------------------------------------------------------------
 
   /** Creates tasks from `task.submit` arguments; a repeated idempotency key returns the first task. */
-  async submit(argsList: readonly Record<string, unknown>[]): Promise<{ task: TaskRecord; created: boolean }[]> {
+  async submit(
+    argsList: readonly Record<string, unknown>[],
+  ): Promise<{ task: TaskRecord; created: boolean }[]> {
     const now = this.now();
     const records = argsList.map((a) => recordFromArgs(a, now));
     return this.submitRecords(records);
@@ -252,14 +270,23 @@ export class TaskService {
     for (let attempt = 0; ; attempt++) {
       const t = await this.get(id);
       if (isTerminal(t.state))
-        throw new MessagingError('TASK_CONFLICT', `task ${id} has already ${t.state === 'succeeded' ? 'succeeded' : `ended (${t.state})`}`, {
-          details: { id, state: t.state },
-        });
+        throw new MessagingError(
+          'TASK_CONFLICT',
+          `task ${id} has already ${t.state === 'succeeded' ? 'succeeded' : `ended (${t.state})`}`,
+          {
+            details: { id, state: t.state },
+          },
+        );
       const error = { name: 'TaskCancelled', message: 'cancelled by request' };
       const changes: TaskChange[] = [{ id, from: [t.state], to: 'cancelled', set: { error } }];
       if (t.kind !== 'task') {
         for (const cid of t.children ?? []) {
-          changes.push({ id: cid, from: ['pending', 'queued', 'running', 'retrying'], to: 'cancelled', set: { error } });
+          changes.push({
+            id: cid,
+            from: ['pending', 'queued', 'running', 'retrying'],
+            to: 'cancelled',
+            set: { error },
+          });
         }
       }
       const outcomes = await this.storage.updateTasks(changes);
@@ -335,7 +362,10 @@ export class TaskService {
 
   private checkWorker(worker: string): void {
     if (!this.dispatcher.hasWorker(worker))
-      throw new MessagingError('BAD_REQUEST', `worker "${worker}" is not registered on this server (task.worker first)`);
+      throw new MessagingError(
+        'BAD_REQUEST',
+        `worker "${worker}" is not registered on this server (task.worker first)`,
+      );
   }
 
   /** A worker reports how attempts ended. Each is accepted only while that worker still holds it. */
@@ -358,12 +388,24 @@ export class TaskService {
       const holder = { worker, attempt: item.attempt };
       let change: TaskChange;
       if (item.ok) {
-        const progress = { value: 1, at: now, ...(rec.progress?.message ? { message: rec.progress.message } : {}) };
+        const progress = {
+          value: 1,
+          at: now,
+          ...(rec.progress?.message ? { message: rec.progress.message } : {}),
+        };
         // A success clears the error an earlier attempt left.
-        const set = { result: item.result ?? null, progress, ...(rec.error ? { unset: ['error' as const] } : {}) };
+        const set = {
+          result: item.result ?? null,
+          progress,
+          ...(rec.error ? { unset: ['error' as const] } : {}),
+        };
         change = { id: item.id, from: ['running'], to: 'succeeded', set, holder };
       } else {
-        const d = afterFailure(rec, item.failure ?? { error: { name: 'Error', message: 'failed' } }, this.random);
+        const d = afterFailure(
+          rec,
+          item.failure ?? { error: { name: 'Error', message: 'failed' } },
+          this.random,
+        );
         change = { id: item.id, from: ['running'], to: d.to, set: d.set, holder };
       }
       const ends = change.to === 'succeeded' || change.to === 'failed';
@@ -377,8 +419,14 @@ export class TaskService {
     return results;
   }
 
-  private afterSettle(rec: TaskRecord, o: TaskChangeOutcome, now: number, workflowDone = false): SettleResult {
-    if (!o.ok) return { id: rec.id, ok: false, reason: refusal(o.task), ...(o.task ? { state: o.task.state } : {}) };
+  private afterSettle(
+    rec: TaskRecord,
+    o: TaskChangeOutcome,
+    now: number,
+    workflowDone = false,
+  ): SettleResult {
+    if (!o.ok)
+      return { id: rec.id, ok: false, reason: refusal(o.task), ...(o.task ? { state: o.task.state } : {}) };
     const t = o.task;
     const ok = t.state === 'succeeded';
     const runMs = rec.started_at !== undefined ? now - rec.started_at : undefined;
@@ -394,25 +442,43 @@ export class TaskService {
   }
 
   /** A workflow child's last attempt: its change and the workflow's in one atomic step. */
-  private async settleLinked(rec: TaskRecord, change: TaskChange, item: SettleItem, now: number): Promise<SettleResult> {
+  private async settleLinked(
+    rec: TaskRecord,
+    change: TaskChange,
+    item: SettleItem,
+    now: number,
+  ): Promise<SettleResult> {
     for (let attempt = 0; ; attempt++) {
       const wf = await this.storage.getTask(rec.parent!.id);
       if (!wf || wf.state !== 'running') {
         const [o] = await this.storage.updateTasks([change]);
         return this.afterSettle(rec, o!, now, true);
       }
-      const ended = { ...rec, state: change.to!, error: (change.set?.error ?? undefined) as TaskRecord['error'] };
+      const ended = {
+        ...rec,
+        state: change.to!,
+        error: (change.set?.error ?? undefined) as TaskRecord['error'],
+      };
       const plan = item.ok ? planSuccess(wf, rec, item.result ?? null, now) : planFailure(wf, ended);
       try {
-        const outcomes = await this.storage.updateTasks([change, ...plan.changes], { add: plan.add, atomic: true });
+        const outcomes = await this.storage.updateTasks([change, ...plan.changes], {
+          add: plan.add,
+          atomic: true,
+        });
         const res = this.afterSettle(rec, outcomes[0]!, now, true);
         this.afterPlan(plan, outcomes.slice(1));
         return res;
       } catch (err) {
-        if (!(err instanceof MessagingError) || err.code !== 'TASK_CONFLICT' || attempt >= CONFLICT_RETRIES) throw err;
+        if (!(err instanceof MessagingError) || err.code !== 'TASK_CONFLICT' || attempt >= CONFLICT_RETRIES)
+          throw err;
         // The child itself may be the one that moved on (cancelled meanwhile): then there is nothing to do.
         const cur = await this.storage.getTask(rec.id);
-        if (!cur || cur.state !== 'running' || cur.worker !== change.holder?.worker || cur.attempts !== item.attempt)
+        if (
+          !cur ||
+          cur.state !== 'running' ||
+          cur.worker !== change.holder?.worker ||
+          cur.attempts !== item.attempt
+        )
           return { id: rec.id, ok: false, reason: refusal(cur), ...(cur ? { state: cur.state } : {}) };
       }
     }
@@ -425,8 +491,12 @@ export class TaskService {
       if (!o.ok) continue;
       this.observe(o.task);
       const wf = o.task;
-      if (wf.state === 'running' && (wf.kind === 'group' || wf.kind === 'chord') && wf.remaining === 0 &&
-        (wf.children?.length ?? 0) === (wf.steps?.length ?? 0)) {
+      if (
+        wf.state === 'running' &&
+        (wf.kind === 'group' || wf.kind === 'chord') &&
+        wf.remaining === 0 &&
+        (wf.children?.length ?? 0) === (wf.steps?.length ?? 0)
+      ) {
         void this.applyPlan(planGroupDone(wf, this.now()));
       }
     }
@@ -480,7 +550,11 @@ export class TaskService {
     this.checkWorker(worker);
     const now = this.now();
     for (const p of items) {
-      const progress = { value: Math.min(1, Math.max(0, p.value)), at: now, ...(p.message ? { message: p.message } : {}) };
+      const progress = {
+        value: Math.min(1, Math.max(0, p.value)),
+        at: now,
+        ...(p.message ? { message: p.message } : {}),
+      };
       if (await this.storage.setTaskProgress(p.id, worker, p.attempt, progress)) {
         const t = await this.storage.getTask(p.id);
         if (t) this.events.task('task.progress', t, now);
@@ -530,7 +604,9 @@ export class TaskService {
       const set = this.waiters.get(t.id);
       if (set) for (const w of [...set]) w(t);
       if (t.parent && !o.workflowDone) {
-        void this.advanceWorkflow(t).catch((err: unknown) => this.o.logger?.error({ err }, 'workflow update failed'));
+        void this.advanceWorkflow(t).catch((err: unknown) =>
+          this.o.logger?.error({ err }, 'workflow update failed'),
+        );
       }
     }
   }
@@ -566,7 +642,12 @@ export class TaskService {
         const lock = t.lock_until !== undefined ? new Date(t.lock_until).toISOString() : 'unknown';
         return afterFailure(
           t,
-          { error: { name: 'WorkerLostError', message: `worker ${t.worker ?? '?'} stopped renewing its lock (expired ${lock})` } },
+          {
+            error: {
+              name: 'WorkerLostError',
+              message: `worker ${t.worker ?? '?'} stopped renewing its lock (expired ${lock})`,
+            },
+          },
           this.random,
         );
       });
@@ -626,6 +707,7 @@ export class TaskService {
 function refusal(t: TaskRecord | undefined): string {
   if (!t) return 'the task no longer exists';
   if (t.state === 'cancelled') return 'the task was cancelled';
-  if (t.state === 'running') return 'the task is held by another attempt (its lock ran out and it was retried)';
+  if (t.state === 'running')
+    return 'the task is held by another attempt (its lock ran out and it was retried)';
   return `the task is ${t.state}`;
 }

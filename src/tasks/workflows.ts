@@ -42,11 +42,16 @@ export function workflowFromArgs(args: Record<string, unknown>): WorkflowInput {
     steps: steps.map((s, i) => templateFromArgs(s, `step ${i}`)),
   };
   if (kind === 'chord') {
-    if (args.callback === undefined) throw new MessagingError('BAD_REQUEST', 'a chord needs a "callback" task');
+    if (args.callback === undefined)
+      throw new MessagingError('BAD_REQUEST', 'a chord needs a "callback" task');
     input.callback = templateFromArgs(args.callback, 'callback');
   }
   if (typeof args.name === 'string' && args.name) input.name = args.name.slice(0, 255);
-  if (typeof args.result_ttl_ms === 'number' && Number.isInteger(args.result_ttl_ms) && args.result_ttl_ms > 0)
+  if (
+    typeof args.result_ttl_ms === 'number' &&
+    Number.isInteger(args.result_ttl_ms) &&
+    args.result_ttl_ms > 0
+  )
     input.result_ttl_ms = args.result_ttl_ms;
   if (Array.isArray(args.tags)) input.tags = args.tags.filter((t): t is string => typeof t === 'string');
   return input;
@@ -82,7 +87,10 @@ function child(
 }
 
 /** The workflow record and the children to create with it. */
-export function buildWorkflow(input: WorkflowInput, now: number): { workflow: TaskRecord; children: TaskRecord[] } {
+export function buildWorkflow(
+  input: WorkflowInput,
+  now: number,
+): { workflow: TaskRecord; children: TaskRecord[] } {
   const id = newTaskId();
   const first = input.steps[0]!;
   const workflow: TaskRecord = {
@@ -137,12 +145,19 @@ export function planSuccess(wf: TaskRecord, c: TaskRecord, result: unknown, now:
       const next = child(steps[index + 1]!, wf.id, index + 1, now, { value: result });
       return {
         changes: [
-          { id: wf.id, from: ['running'], set: { children: [...(wf.children ?? []), next.id], results: [result] } },
+          {
+            id: wf.id,
+            from: ['running'],
+            set: { children: [...(wf.children ?? []), next.id], results: [result] },
+          },
         ],
         add: [next],
       };
     }
-    return { changes: [{ id: wf.id, from: ['running'], to: 'succeeded', set: { result, results: [result] } }], add: [] };
+    return {
+      changes: [{ id: wf.id, from: ['running'], to: 'succeeded', set: { result, results: [result] } }],
+      add: [],
+    };
   }
   if (index === steps.length) {
     // The chord callback: its result is the chord's.
@@ -171,7 +186,9 @@ export function planGroupDone(wf: TaskRecord, now: number): Plan {
 export function planFailure(wf: TaskRecord, c: TaskRecord): Plan {
   const what = c.state === 'failed' ? 'failed' : `was ${c.state}`;
   const error: TaskError = {
-    name: c.error?.name ?? (c.state === 'failed' ? 'Error' : c.state === 'expired' ? 'TaskExpired' : 'TaskCancelled'),
+    name:
+      c.error?.name ??
+      (c.state === 'failed' ? 'Error' : c.state === 'expired' ? 'TaskExpired' : 'TaskCancelled'),
     message: `${stepLabel(wf, c)} ${what}${c.error ? `: ${c.error.message}` : ''}`,
     step: { index: c.parent?.index ?? -1, id: c.id, name: c.name },
   };
@@ -187,7 +204,8 @@ export function planSweep(wf: TaskRecord, children: Map<string, TaskRecord>, now
   const ids = wf.children ?? [];
   for (const id of ids) {
     const c = children.get(id);
-    if (c && (c.state === 'failed' || c.state === 'expired' || c.state === 'cancelled')) return planFailure(wf, c);
+    if (c && (c.state === 'failed' || c.state === 'expired' || c.state === 'cancelled'))
+      return planFailure(wf, c);
   }
   const steps = wf.steps ?? [];
   if (wf.kind === 'chain') {

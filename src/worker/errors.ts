@@ -34,9 +34,13 @@ export class TaskTimeoutError extends Error {
 
 /** The reason `ctx.signal` carries when the task was cancelled, or went to another worker. */
 export class TaskAbortedError extends Error {
-  constructor(readonly reason: 'cancelled' | 'lost' | 'shutdown', message: string) {
+  constructor(
+    readonly reason: 'cancelled' | 'lost' | 'shutdown',
+    message: string,
+  ) {
     super(message);
-    this.name = reason === 'cancelled' ? 'TaskCancelled' : reason === 'lost' ? 'LockLostError' : 'WorkerShutdown';
+    this.name =
+      reason === 'cancelled' ? 'TaskCancelled' : reason === 'lost' ? 'LockLostError' : 'WorkerShutdown';
   }
 }
 
@@ -48,7 +52,10 @@ export interface ReportedFailure {
 }
 
 export function describeFailure(err: unknown): ReportedFailure {
-  const e = err instanceof Error ? err : new Error(typeof err === 'string' ? err : JSON.stringify(err) ?? String(err));
+  const e =
+    err instanceof Error
+      ? err
+      : new Error(typeof err === 'string' ? err : (JSON.stringify(err) ?? String(err)));
   const error: ReportedFailure['error'] = { name: e.name || 'Error', message: String(e.message) };
   if (e.stack) error.stack = e.stack;
   const out: ReportedFailure = { error };

@@ -67,7 +67,8 @@ export function resolveHandlers(handlers: Handlers): Map<string, ResolvedHandler
   const out = new Map<string, ResolvedHandler>();
   for (const [name, entry] of Object.entries(handlers)) {
     const fn = typeof entry === 'function' ? entry : entry?.handler;
-    if (typeof fn !== 'function') throw new TypeError(`handler "${name}" is not a function (nor { handler })`);
+    if (typeof fn !== 'function')
+      throw new TypeError(`handler "${name}" is not a function (nor { handler })`);
     let pool: PoolName | undefined;
     if (typeof entry === 'object') {
       if (entry.cpu) pool = 'cpu';
@@ -99,7 +100,8 @@ export async function loadHandlersModule(path: string): Promise<HandlersModule> 
   const queuePools: Record<string, PoolName> = {};
   if (mod.queuePools && typeof mod.queuePools === 'object') {
     for (const [q, p] of Object.entries(mod.queuePools as Record<string, unknown>)) {
-      if (!POOL_NAMES.includes(p as PoolName)) throw new TypeError(`queuePools.${q}: unknown pool ${String(p)}`);
+      if (!POOL_NAMES.includes(p as PoolName))
+        throw new TypeError(`queuePools.${q}: unknown pool ${String(p)}`);
       queuePools[q] = p as PoolName;
     }
   }

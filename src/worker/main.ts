@@ -15,7 +15,8 @@ import { Worker, type WorkerOptions } from './worker.ts';
 function positiveInt(name: string, min = 1) {
   return (value: string): number => {
     const n = Number(value);
-    if (!Number.isInteger(n) || n < min) throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
+    if (!Number.isInteger(n) || n < min)
+      throw new InvalidArgumentError(`${name} must be an integer >= ${min}`);
     return n;
   };
 }
@@ -56,9 +57,21 @@ const program = new Command('messaging_worker')
     `concurrency of one pool (${POOL_NAMES.join(', ')}); repeatable`,
     collectPair('--pool'),
   )
-  .option('--queue-pool <queue=pool>', 'run every task of a queue in a pool; repeatable', collectPair('--queue-pool'))
-  .option('--prefetch <n>', 'tasks a pool holds beyond its concurrency (default: its concurrency)', positiveInt('--prefetch', 0))
-  .option('--lock-ms <ms>', 'lock of a held task, renewed by heartbeats (default 30000)', positiveInt('--lock-ms', 100))
+  .option(
+    '--queue-pool <queue=pool>',
+    'run every task of a queue in a pool; repeatable',
+    collectPair('--queue-pool'),
+  )
+  .option(
+    '--prefetch <n>',
+    'tasks a pool holds beyond its concurrency (default: its concurrency)',
+    positiveInt('--prefetch', 0),
+  )
+  .option(
+    '--lock-ms <ms>',
+    'lock of a held task, renewed by heartbeats (default 30000)',
+    positiveInt('--lock-ms', 100),
+  )
   .option(
     '--shutdown-timeout <ms>',
     'on SIGTERM, how long running tasks may finish before they are handed back (default 30000)',
@@ -109,15 +122,18 @@ async function main(): Promise<number> {
     cpu: availableParallelism(),
   };
   for (const [name, value] of pairs(flags.pool)) {
-    if (!POOL_NAMES.includes(name as PoolName)) throw new Error(`--pool ${name}: pools are ${POOL_NAMES.join(', ')}`);
+    if (!POOL_NAMES.includes(name as PoolName))
+      throw new Error(`--pool ${name}: pools are ${POOL_NAMES.join(', ')}`);
     const n = Number(value);
-    if (!Number.isInteger(n) || n < 0) throw new Error(`--pool ${name}=${value}: the size must be an integer >= 0`);
+    if (!Number.isInteger(n) || n < 0)
+      throw new Error(`--pool ${name}=${value}: the size must be an integer >= 0`);
     pools[name as PoolName] = n;
   }
   const mod = await loadHandlersModule(flags.tasks);
   const queuePools: Record<string, PoolName> = { ...mod.queuePools };
   for (const [queue, pool] of pairs(flags.queuePool)) {
-    if (!POOL_NAMES.includes(pool as PoolName)) throw new Error(`--queue-pool ${queue}=${pool}: unknown pool`);
+    if (!POOL_NAMES.includes(pool as PoolName))
+      throw new Error(`--queue-pool ${queue}=${pool}: unknown pool`);
     queuePools[queue] = pool as PoolName;
   }
   const server = flags.server ?? process.env['MESSAGING_URL'] ?? 'tcp://127.0.0.1:8080';
@@ -129,7 +145,12 @@ async function main(): Promise<number> {
   conn.on('reconnect', ({ server: url }) => log('reconnected', { server: url }));
 
   const workerOptions: WorkerOptions = {
-    queues: flags.queues ? flags.queues.split(',').map((q) => q.trim()).filter(Boolean) : ['default'],
+    queues: flags.queues
+      ? flags.queues
+          .split(',')
+          .map((q) => q.trim())
+          .filter(Boolean)
+      : ['default'],
     pools,
     queuePools,
     handlersModule: mod.url,
@@ -141,42 +162,53 @@ async function main(): Promise<number> {
   const worker = new Worker(conn, mod.handlers, workerOptions);
   worker.on('error', (err) => log('worker error', { error: err.message }));
   worker.on('failed', ({ task, error, state }) =>
-    log('task attempt failed', { id: task.id, name: task.name, attempt: task.attempts, state, error: error.message }),
+    log('task attempt failed', {
+      id: task.id,
+      name: task.name,
+      attempt: task.attempts,
+      state,
+      error: error.message,
+    }),
   );
-  await worker.start();
-  log('messaging_worker ready', {
-    worker: worker.id,
-    server,
-    queues: workerOptions.queues,
-    pools: worker.poolSizes,
-    handlers: Object.keys(mod.handlers),
-  });
+  // Handlers first: a signal that arrives the moment "ready" is printed (or while starting) must find
+  // them in place, not the default action that kills the process mid-task.
+  let resolveExit!: (code: number) => void;
+  const exit = new Promise<number>((resolve) => (resolveExit = resolve));
+  let stopping = false;
+  const stop = (signal: NodeJS.Signals): void => {
+    if (stopping) {
+      log('second signal: exiting now', { signal });
+      process.exit(1);
+    }
+    stopping = true;
+    const timeoutMs = flags.shutdownTimeout ?? 30_000;
+    log('shutting down: finishing running tasks', { signal, running: worker.running, timeout_ms: timeoutMs });
+    worker
+      .close({ timeoutMs })
+      .then(async (summary) => {
+        log('shutdown complete', summary);
+        await conn.close().catch(() => undefined);
+        resolveExit(0);
+      })
+      .catch((err: unknown) => {
+        log('shutdown failed', { error: String(err) });
+        resolveExit(1);
+      });
+  };
+  process.on('SIGTERM', stop);
+  process.on('SIGINT', stop);
 
-  return new Promise<number>((resolve) => {
-    let stopping = false;
-    const stop = (signal: NodeJS.Signals): void => {
-      if (stopping) {
-        log('second signal: exiting now', { signal });
-        process.exit(1);
-      }
-      stopping = true;
-      const timeoutMs = flags.shutdownTimeout ?? 30_000;
-      log('shutting down: finishing running tasks', { signal, running: worker.running, timeout_ms: timeoutMs });
-      worker
-        .close({ timeoutMs })
-        .then(async (summary) => {
-          log('shutdown complete', summary);
-          await conn.close().catch(() => undefined);
-          resolve(0);
-        })
-        .catch((err: unknown) => {
-          log('shutdown failed', { error: String(err) });
-          resolve(1);
-        });
-    };
-    process.on('SIGTERM', stop);
-    process.on('SIGINT', stop);
-  });
+  await worker.start();
+  if (!stopping) {
+    log('messaging_worker ready', {
+      worker: worker.id,
+      server,
+      queues: workerOptions.queues,
+      pools: worker.poolSizes,
+      handlers: Object.keys(mod.handlers),
+    });
+  }
+  return exit;
 }
 
 main().then(

@@ -44,12 +44,20 @@ export class Reporter {
   ) {}
 
   succeeded(task: TaskAssignment, result: unknown, onResult: (r: SettleOutcome) => void): void {
-    this.settles.push({ task, item: { id: task.id, attempt: task.attempts, ok: true, result: result ?? null }, onResult });
+    this.settles.push({
+      task,
+      item: { id: task.id, attempt: task.attempts, ok: true, result: result ?? null },
+      onResult,
+    });
     this.schedule();
   }
 
   failed(task: TaskAssignment, failure: ReportedFailure, onResult: (r: SettleOutcome) => void): void {
-    this.settles.push({ task, item: { id: task.id, attempt: task.attempts, ok: false, ...failure }, onResult });
+    this.settles.push({
+      task,
+      item: { id: task.id, attempt: task.attempts, ok: false, ...failure },
+      onResult,
+    });
     this.schedule();
   }
 
@@ -91,7 +99,12 @@ export class Reporter {
     if (this.progress.size === 0) return;
     const items = [...this.progress.values()];
     this.progress.clear();
-    this.track(this.send('task.progress', { worker: this.worker, items }).then(() => undefined, () => undefined));
+    this.track(
+      this.send('task.progress', { worker: this.worker, items }).then(
+        () => undefined,
+        () => undefined,
+      ),
+    );
   }
 
   private sendBatch(op: string, batch: Pending[]): void {
@@ -109,7 +122,11 @@ export class Reporter {
       } catch (err) {
         const code = (err as { code?: string } | null)?.code;
         // Lost connection or timeout: the server may not have it; resend while the lock may still hold.
-        if ((code === 'CONNECTION_CLOSED' || code === 'TIMEOUT') && attempt < MAX_RESENDS && this.canResend()) {
+        if (
+          (code === 'CONNECTION_CLOSED' || code === 'TIMEOUT') &&
+          attempt < MAX_RESENDS &&
+          this.canResend()
+        ) {
           await new Promise((resolve) => setTimeout(resolve, RESEND_MS));
           continue;
         }

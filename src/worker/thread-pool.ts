@@ -59,7 +59,11 @@ export class ThreadPool {
     return slot;
   }
 
-  run(task: TaskAssignment, signal: AbortSignal, progress: (value: number, message?: string) => void): Promise<unknown> {
+  run(
+    task: TaskAssignment,
+    signal: AbortSignal,
+    progress: (value: number, message?: string) => void,
+  ): Promise<unknown> {
     return new Promise((resolve, reject) => {
       const job: Job = { id: `${task.id}#${task.attempts}`, task, signal, progress, resolve, reject };
       this.waiting.push(job);
@@ -91,14 +95,25 @@ export class ThreadPool {
       // CPU-bound code cannot see the signal: stop the thread if it does not finish by itself.
       const timer = setTimeout(() => {
         if (slot.job !== job) return;
-        this.fail(slot, job, r?.name ?? 'AbortError', `${r?.message ?? 'aborted'} (worker thread terminated)`);
+        this.fail(
+          slot,
+          job,
+          r?.name ?? 'AbortError',
+          `${r?.message ?? 'aborted'} (worker thread terminated)`,
+        );
         this.replace(slot);
       }, this.abortGraceMs);
       timer.unref();
     };
     if (job.signal.aborted) onAbort();
     else job.signal.addEventListener('abort', onAbort, { once: true });
-    slot.thread.postMessage({ type: 'run', id: job.id, name: job.task.name, args: job.task.args, task: job.task });
+    slot.thread.postMessage({
+      type: 'run',
+      id: job.id,
+      name: job.task.name,
+      args: job.task.args,
+      task: job.task,
+    });
   }
 
   private onMessage(slot: Slot, m: Record<string, unknown>): void {

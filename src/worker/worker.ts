@@ -134,8 +134,14 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     const cpu = this.pools.find((p) => p.name === 'cpu');
     if (cpu) {
       if (!options.handlersModule)
-        throw new TypeError('cpu handlers run in worker threads, which load the handlers module: pass options.handlersModule');
-      this.threads = new ThreadPool(options.handlersModule, cpu.concurrency, Math.min(this.abortGraceMs, 1000));
+        throw new TypeError(
+          'cpu handlers run in worker threads, which load the handlers module: pass options.handlersModule',
+        );
+      this.threads = new ThreadPool(
+        options.handlersModule,
+        cpu.concurrency,
+        Math.min(this.abortGraceMs, 1000),
+      );
     }
     this.reporter = new Reporter(
       this.id,
@@ -144,7 +150,9 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       () => !this.conn.isClosed,
     );
     if (options.autostart !== false) {
-      this.start().catch((err: unknown) => this.emit('error', err instanceof Error ? err : new Error(String(err))));
+      this.start().catch((err: unknown) =>
+        this.emit('error', err instanceof Error ? err : new Error(String(err))),
+      );
     }
   }
 
@@ -288,14 +296,16 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       handler.pool === 'cpu' && this.threads
         ? this.threads.run(task, abort.signal, ctx.progress)
         : new Promise<unknown>((resolve) => resolve(handler.fn(task.args, ctx)));
-    work.then(
-      (result) => this.report(r, { ok: true, result }),
-      (err: unknown) =>
-        this.report(r, {
-          ok: false,
-          failure: isReported(err) ? err : describeFailure(err),
-        }),
-    ).finally(() => this.done(pool, r));
+    work
+      .then(
+        (result) => this.report(r, { ok: true, result }),
+        (err: unknown) =>
+          this.report(r, {
+            ok: false,
+            failure: isReported(err) ? err : describeFailure(err),
+          }),
+      )
+      .finally(() => this.done(pool, r));
   }
 
   /** The abort reached the task: report what it means right away. */
@@ -313,7 +323,10 @@ export class Worker extends TypedEmitter<WorkerEvents> {
     }
   }
 
-  private report(r: Running, outcome: { ok: true; result: unknown } | { ok: false; failure: ReportedFailure }): void {
+  private report(
+    r: Running,
+    outcome: { ok: true; result: unknown } | { ok: false; failure: ReportedFailure },
+  ): void {
     if (r.reported) return;
     r.reported = true;
     clearTimeout(r.timer);
@@ -354,7 +367,11 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         pool.backlog.splice(i, 1);
         // Not started: a cancelled one is still counted against this worker until reported.
         if (why === 'cancelled')
-          this.reporter.failed(t, { error: { name: 'TaskCancelled', message: 'cancelled before it started' } }, () => undefined);
+          this.reporter.failed(
+            t,
+            { error: { name: 'TaskCancelled', message: 'cancelled before it started' } },
+            () => undefined,
+          );
       }
       for (const id of ids) {
         const r = pool.running.get(id);
@@ -362,7 +379,9 @@ export class Worker extends TypedEmitter<WorkerEvents> {
         r.abort.abort(
           new TaskAbortedError(
             why,
-            why === 'cancelled' ? `task ${id} was cancelled` : `task ${id} is no longer held by this worker (lock lost)`,
+            why === 'cancelled'
+              ? `task ${id} was cancelled`
+              : `task ${id} is no longer held by this worker (lock lost)`,
           ),
         );
       }
@@ -375,15 +394,13 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       for (const t of pool.backlog) ids.push(t.id);
       for (const r of pool.running.values()) if (!r.reported) ids.push(r.task.id);
     }
-    this.conn.tasks
-      ._command('task.heartbeat', { worker: this.id, ids, lock_ms: this.lockMs })
-      .then(
-        (body) => {
-          const lost = Array.isArray(body['lost']) ? (body['lost'] as string[]) : [];
-          if (lost.length) this.abort(lost, 'lost');
-        },
-        () => undefined, // disconnected: the next beat after the reconnect renews the locks
-      );
+    this.conn.tasks._command('task.heartbeat', { worker: this.id, ids, lock_ms: this.lockMs }).then(
+      (body) => {
+        const lost = Array.isArray(body['lost']) ? (body['lost'] as string[]) : [];
+        if (lost.length) this.abort(lost, 'lost');
+      },
+      () => undefined, // disconnected: the next beat after the reconnect renews the locks
+    );
   }
 
   private handBackBacklog(pool: Pool): void {

@@ -114,7 +114,13 @@ export function taskConformanceCases(test: Test, setup: Setup): void {
     ]);
     assert.deepEqual([wrongHolder[0]!.ok, !wrongHolder[0]!.ok && wrongHolder[0]!.reason], [false, 'holder']);
     const [done] = await s.updateTasks([
-      { id: t.id, from: ['running'], to: 'succeeded', set: { result: 42 }, holder: { worker: 'w1', attempt: 1 } },
+      {
+        id: t.id,
+        from: ['running'],
+        to: 'succeeded',
+        set: { result: 42 },
+        holder: { worker: 'w1', attempt: 1 },
+      },
     ]);
     assert.ok(done?.ok);
     const rec = done.task;

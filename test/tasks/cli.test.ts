@@ -17,7 +17,10 @@ interface Result {
   stderr: string;
 }
 
-function cli(url: string, args: string[]): { done: Promise<Result>; stdout: () => string; stderr: () => string } {
+function cli(
+  url: string,
+  args: string[],
+): { done: Promise<Result>; stdout: () => string; stderr: () => string } {
   const child = spawn(process.execPath, [BIN, '--server', url, ...args], {
     env: { PATH: process.env['PATH'] ?? '' },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -158,7 +161,22 @@ describe('messaging task (CLI)', () => {
   });
 
   it('schedule add / ls / trigger / disable / rm', async () => {
-    const add = await run(url, ['task', 'schedule', 'add', 'cli-nightly', '--name', 'add', '--args', '[2,2]', '--queue', queue, '--cron', '0 3 * * *', '--tz', 'Europe/Paris']);
+    const add = await run(url, [
+      'task',
+      'schedule',
+      'add',
+      'cli-nightly',
+      '--name',
+      'add',
+      '--args',
+      '[2,2]',
+      '--queue',
+      queue,
+      '--cron',
+      '0 3 * * *',
+      '--tz',
+      'Europe/Paris',
+    ]);
     assert.equal(add.code, 0, add.stderr);
     assert.match(add.stderr, /cron '0 3 \* \* \*' Europe\/Paris/);
     const ls = await run(url, ['task', 'schedule', 'ls']);

@@ -22,16 +22,24 @@ describe('examples/tasks', () => {
   it('runs with the README commands', async () => {
     const env = { PATH: process.env['PATH'] ?? '', MESSAGING_URL: server.url };
     // `npx messaging_worker …` resolves to this package's bin; run it directly to skip npx's start-up.
-    const worker = spawn(process.execPath, ['bin/messaging_worker.js', '--tasks', 'examples/tasks/handlers.js'], {
-      cwd: ROOT,
-      env,
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const worker = spawn(
+      process.execPath,
+      ['bin/messaging_worker.js', '--tasks', 'examples/tasks/handlers.js'],
+      {
+        cwd: ROOT,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let workerOut = '';
     worker.stderr.on('data', (d: Buffer) => (workerOut += d.toString()));
     const workerExit = new Promise<number | null>((r) => worker.once('exit', (code) => r(code)));
     try {
-      const submit = spawn(process.execPath, ['examples/tasks/submit.js'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+      const submit = spawn(process.execPath, ['examples/tasks/submit.js'], {
+        cwd: ROOT,
+        env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let out = '';
       let err = '';
       submit.stdout.on('data', (d: Buffer) => (out += d.toString()));

@@ -65,7 +65,10 @@ export async function until<T>(
 }
 
 /** Collects the JSON payloads of every message on `pattern`. */
-export async function collectEvents(conn: Connection, pattern = 'tasks.#'): Promise<Record<string, unknown>[]> {
+export async function collectEvents(
+  conn: Connection,
+  pattern = 'tasks.#',
+): Promise<Record<string, unknown>[]> {
   const events: Record<string, unknown>[] = [];
   const sub = conn.subscribe(pattern, { callback: (m: Message) => void events.push(m.json()) });
   await sub.ready();

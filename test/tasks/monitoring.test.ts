@@ -40,7 +40,14 @@ describe('task monitoring', () => {
     await until(() => events.some((e) => e['event'] === 'worker.offline'), 10_000, 'worker.offline');
     const of = (id: string) => events.filter((e) => e['id'] === id).map((e) => e['event']);
     assert.deepEqual(of(h.id), ['task.queued', 'task.started', 'task.progress', 'task.succeeded']);
-    assert.deepEqual(of(f.id), ['task.queued', 'task.started', 'task.retrying', 'task.queued', 'task.started', 'task.failed']);
+    assert.deepEqual(of(f.id), [
+      'task.queued',
+      'task.started',
+      'task.retrying',
+      'task.queued',
+      'task.started',
+      'task.failed',
+    ]);
     const done = events.find((e) => e['id'] === h.id && e['event'] === 'task.succeeded')!;
     assert.deepEqual(done['result'], { ok: true });
     assert.equal(done['name'], 'job');
@@ -48,7 +55,10 @@ describe('task monitoring', () => {
     assert.equal(done['attempt'], 1);
     const progress = events.find((e) => e['event'] === 'task.progress')!;
     assert.deepEqual(
-      { value: (progress['progress'] as { value: number }).value, message: (progress['progress'] as { message: string }).message },
+      {
+        value: (progress['progress'] as { value: number }).value,
+        message: (progress['progress'] as { message: string }).message,
+      },
       { value: 0.5, message: 'half way' },
     );
     const failed = events.find((e) => e['id'] === f.id && e['event'] === 'task.failed')!;
@@ -65,7 +75,10 @@ describe('task monitoring', () => {
     await Promise.all(hs.map((h) => h.wait(10_000)));
     await env.conn.tasks.submit('s', null, { queue: `${queue}-idle` });
     const stats = (await env.conn.tasks.stats()) as {
-      queues: Record<string, { counts: Record<string, number>; throughput_per_s: number; wait: { count: number } }>;
+      queues: Record<
+        string,
+        { counts: Record<string, number>; throughput_per_s: number; wait: { count: number } }
+      >;
       names: Record<string, { counts: Record<string, number> }>;
       workers: { worker: string; queues: string[]; last_heartbeat: number }[];
     };
@@ -81,13 +94,23 @@ describe('task monitoring', () => {
 
   it('counts processed and failed tasks by task name on /metrics', async () => {
     const queue = uniqueQueue('metrics');
-    await env.worker({ 'metric.ok': () => 1, 'metric.bad': () => Promise.reject(new Error('x')) }, { queues: [queue] });
+    await env.worker(
+      { 'metric.ok': () => 1, 'metric.bad': () => Promise.reject(new Error('x')) },
+      { queues: [queue] },
+    );
     await (await env.conn.tasks.submit('metric.ok', null, { queue })).wait(10_000);
-    await env.conn.tasks.waitInfo((await env.conn.tasks.submit('metric.bad', null, { queue, maxRetries: 0 })).id, 10_000);
-    const text = await until(async () => {
-      const body = await (await fetch(`${env.server.adminUrl}/metrics`)).text();
-      return body.includes('queue="metric.bad"') ? body : undefined;
-    }, 10_000, 'metrics to show the tasks');
+    await env.conn.tasks.waitInfo(
+      (await env.conn.tasks.submit('metric.bad', null, { queue, maxRetries: 0 })).id,
+      10_000,
+    );
+    const text = await until(
+      async () => {
+        const body = await (await fetch(`${env.server.adminUrl}/metrics`)).text();
+        return body.includes('queue="metric.bad"') ? body : undefined;
+      },
+      10_000,
+      'metrics to show the tasks',
+    );
     assert.match(text, /messaging_messages_processed_total\{kind="task",queue="metric\.ok"\} 1/);
     assert.match(text, /messaging_messages_failed_total\{kind="task",queue="metric\.bad"\} 1/);
     assert.match(text, /messaging_message_processing_duration_seconds_count\{kind="task"\} [1-9]/);
@@ -99,7 +122,13 @@ describe('task monitoring', () => {
     const res = await fetch(`${base}/v1/tasks`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ name: 'rest.job', args: { a: 1 }, queue, priority: 'high', countdown_ms: 60_000 }),
+      body: JSON.stringify({
+        name: 'rest.job',
+        args: { a: 1 },
+        queue,
+        priority: 'high',
+        countdown_ms: 60_000,
+      }),
     });
     assert.equal(res.status, 201);
     const created = (await res.json()) as { id: string; state: string; priority: number };
@@ -118,19 +147,26 @@ describe('task monitoring', () => {
 
     await env.worker({ 'rest.job': (a: { a: number }) => a.a + 1 }, { queues: [queue] });
     const run = (await (
-      await fetch(`${base}/v1/tasks`, { method: 'POST', body: JSON.stringify({ name: 'rest.job', args: { a: 41 }, queue }) })
+      await fetch(`${base}/v1/tasks`, {
+        method: 'POST',
+        body: JSON.stringify({ name: 'rest.job', args: { a: 41 }, queue }),
+      })
     ).json()) as { id: string };
     const waited = (await (await fetch(`${base}/v1/tasks/${run.id}/wait?timeout_ms=10000`)).json()) as {
       done: boolean;
       task: { result: number };
     };
     assert.deepEqual([waited.done, waited.task.result], [true, 42]);
-    const list = (await (await fetch(`${base}/v1/tasks?queue=${queue}&state=succeeded`)).json()) as { tasks: { id: string }[] };
+    const list = (await (await fetch(`${base}/v1/tasks?queue=${queue}&state=succeeded`)).json()) as {
+      tasks: { id: string }[];
+    };
     assert.deepEqual(
       list.tasks.map((t) => t.id),
       [run.id],
     );
-    const stats = (await (await fetch(`${base}/v1/tasks/stats`)).json()) as { queues: Record<string, unknown> };
+    const stats = (await (await fetch(`${base}/v1/tasks/stats`)).json()) as {
+      queues: Record<string, unknown>;
+    };
     assert.ok(stats.queues[queue]);
   });
 });

@@ -49,13 +49,22 @@ describe('task persistence (file engine)', () => {
     let conn = await connect({ servers: `tcp://127.0.0.1:${server.port}` });
     const t = conn.tasks;
     const later = await t.submit('later', { x: 1 }, { countdownMs: 3_600_000, tags: ['keep'] });
-    const queued = await t.submit('queued', [1, 2], { queue: 'nobody', priority: 'high', idempotencyKey: 'k-1' });
+    const queued = await t.submit('queued', [1, 2], {
+      queue: 'nobody',
+      priority: 'high',
+      idempotencyKey: 'k-1',
+    });
     const w = new Worker(conn, { done: (n: number) => n * 2 }, { queues: ['work'], concurrency: 1 });
     await w.ready();
     const done = await t.submit('done', 21, { queue: 'work' });
     assert.equal(await done.wait(10_000), 42);
     await w.close();
-    await t.schedules.create({ id: 'hourly', task: t.sig('report'), cron: '0 * * * *', timezone: 'Europe/Berlin' });
+    await t.schedules.create({
+      id: 'hourly',
+      task: t.sig('report'),
+      cron: '0 * * * *',
+      timezone: 'Europe/Berlin',
+    });
     await conn.close();
     await server.close();
 
@@ -73,7 +82,11 @@ describe('task persistence (file engine)', () => {
     const s = await conn.tasks.schedules.get('hourly');
     assert.deepEqual([s.cron, s.timezone, s.enabled], ['0 * * * *', 'Europe/Berlin', true]);
     // And the queued task still runs after the restart.
-    const w2 = new Worker(conn, { queued: (args: number[]) => args.length }, { queues: ['nobody'], concurrency: 1 });
+    const w2 = new Worker(
+      conn,
+      { queued: (args: number[]) => args.length },
+      { queues: ['nobody'], concurrency: 1 },
+    );
     await w2.ready();
     assert.equal(await conn.tasks.wait(queued.id, 10_000), 2);
     await w2.close();
@@ -83,7 +96,8 @@ describe('task persistence (file engine)', () => {
 
   it('compaction carries live task records forward and drops settled segments', async () => {
     const dir = tempDir();
-    const open = () => FileStorage.open({ path: dir, segmentBytes: 8 * 1024, fsync: 'none', compactRatio: 0.5 });
+    const open = () =>
+      FileStorage.open({ path: dir, segmentBytes: 8 * 1024, fsync: 'none', compactRatio: 0.5 });
     let s = await open();
     const keep = task({ name: 'keeper', args: { big: 'x'.repeat(200) } });
     await s.submitTasks([keep]);
@@ -98,7 +112,9 @@ describe('task persistence (file engine)', () => {
     await s.updateTasks([{ id: keep.id, from: ['queued'], set: { tags: ['touched'] } }]);
     const before = readdirSync(dir).filter((f) => f.endsWith('.seg')).length;
     await s.compact();
-    const segs = readdirSync(dir).filter((f) => f.endsWith('.seg')).sort();
+    const segs = readdirSync(dir)
+      .filter((f) => f.endsWith('.seg'))
+      .sort();
     assert.ok(segs.length < before, `segments ${before} → ${segs.length}`);
     // The keeper's first home (segment 1) was rewritten forward, so that segment could go.
     assert.notEqual(segs[0], '0000000001.seg');

@@ -129,7 +129,10 @@ describe('schedules through the SDK', () => {
   it('a periodic schedule runs its task each tick with a fresh id; disable, enable, trigger, remove', async () => {
     const t = env.conn.tasks;
     const ran: string[] = [];
-    await env.worker({ 'report.build': (_a: unknown, ctx) => void ran.push(ctx.id) }, { queues: ['reports'] });
+    await env.worker(
+      { 'report.build': (_a: unknown, ctx) => void ran.push(ctx.id) },
+      { queues: ['reports'] },
+    );
     const s = await t.schedules.create({
       id: 'every-150ms',
       task: t.sig('report.build', { kind: 'daily' }, { queue: 'reports' }),
@@ -166,7 +169,11 @@ describe('schedules through the SDK', () => {
     await assert.rejects(t.schedules.get('every-150ms'), { code: 'NOT_FOUND' });
     const created = (await t.list({ name: 'report.build', limit: 1000 })).length;
     await sleep(400);
-    assert.equal((await t.list({ name: 'report.build', limit: 1000 })).length, created, 'no run after removal');
+    assert.equal(
+      (await t.list({ name: 'report.build', limit: 1000 })).length,
+      created,
+      'no run after removal',
+    );
   });
 
   it('a cron schedule is stored with its time zone; bad input is refused', async () => {
@@ -178,7 +185,9 @@ describe('schedules through the SDK', () => {
       timezone: 'Europe/Paris',
     });
     assert.deepEqual([s.cron, s.timezone, s.runs], ['0 9 * * 1-5', 'Europe/Paris', 0]);
-    await assert.rejects(t.schedules.create({ id: 'x', task: t.sig('a'), cron: 'nope' }), { code: 'BAD_REQUEST' });
+    await assert.rejects(t.schedules.create({ id: 'x', task: t.sig('a'), cron: 'nope' }), {
+      code: 'BAD_REQUEST',
+    });
     await assert.rejects(t.schedules.create({ id: 'y', task: t.sig('a') }), { code: 'BAD_REQUEST' });
     await t.schedules.remove('weekday-9am');
   });

@@ -50,7 +50,9 @@ describe('task semantics', () => {
     const delays = events.map((e) => Number(e['eta']) - Number(e['at']));
     assert.deepEqual(delays, [100, 200, 400]);
     const gaps = starts.slice(1).map((s, i) => s - starts[i]!);
-    gaps.forEach((g, i) => assert.ok(g >= delays[i]! - 5, `gap ${i} of ${g} ms is shorter than ${delays[i]} ms`));
+    gaps.forEach((g, i) =>
+      assert.ok(g >= delays[i]! - 5, `gap ${i} of ${g} ms is shorter than ${delays[i]} ms`),
+    );
   });
 
   it('a timed-out attempt counts as a failed attempt, and its handler is aborted', async () => {
@@ -68,7 +70,12 @@ describe('task semantics', () => {
       },
       { queues: [queue] },
     );
-    const h = await env.conn.tasks.submit('slow', null, { queue, timeoutMs: 150, maxRetries: 1, retryDelayMs: 10 });
+    const h = await env.conn.tasks.submit('slow', null, {
+      queue,
+      timeoutMs: 150,
+      maxRetries: 1,
+      retryDelayMs: 10,
+    });
     const t = await env.conn.tasks.waitInfo(h.id, 20_000);
     assert.equal(t.state, 'failed');
     assert.equal(t.attempts, 2);
@@ -126,8 +133,12 @@ describe('task semantics', () => {
       ['normal-2', 2],
     ];
     const handles = [];
-    for (const [label, priority] of plan) handles.push(await env.conn.tasks.submit('p', label, { queue, priority }));
-    await env.worker({ p: (label: string) => void order.push(label) }, { queues: [queue], concurrency: 1, prefetch: 0 });
+    for (const [label, priority] of plan)
+      handles.push(await env.conn.tasks.submit('p', label, { queue, priority }));
+    await env.worker(
+      { p: (label: string) => void order.push(label) },
+      { queues: [queue], concurrency: 1, prefetch: 0 },
+    );
     await Promise.all(handles.map((h) => h.wait(10_000)));
     assert.deepEqual(order, ['critical-1', 'critical-2', 'high-1', 'normal-1', 'normal-2', 'low-1', 'low-2']);
   });
@@ -210,7 +221,10 @@ describe('task semantics', () => {
       { queues: [queue] },
     );
     for (const name of ['bad', 'bad2']) {
-      const t = await env.conn.tasks.waitInfo((await env.conn.tasks.submit(name, null, { queue, maxRetries: 5 })).id, 10_000);
+      const t = await env.conn.tasks.waitInfo(
+        (await env.conn.tasks.submit(name, null, { queue, maxRetries: 5 })).id,
+        10_000,
+      );
       assert.deepEqual([t.state, t.attempts, t.error?.name], ['failed', 1, 'UnrecoverableError']);
     }
     const h = await env.conn.tasks.submit('later', null, { queue, retryDelayMs: 60_000 });
@@ -233,16 +247,24 @@ describe('task semantics', () => {
       { queues: [queue] },
     );
     const h = await env.conn.tasks.submit('resize', null, { queue, resultTtlMs: 300 });
-    const running = await until(async () => {
-      const t = await h.get();
-      return t.progress?.value === 0.4 ? t : undefined;
-    }, 10_000, 'progress to show');
+    const running = await until(
+      async () => {
+        const t = await h.get();
+        return t.progress?.value === 0.4 ? t : undefined;
+      },
+      10_000,
+      'progress to show',
+    );
     assert.equal(running.state, 'running');
     assert.equal(running.progress?.message, 'resizing');
     release();
     assert.equal(await h.wait(10_000), 'done');
     await until(
-      () => h.get().then(() => false, (err: { code?: string }) => err.code === 'NOT_FOUND'),
+      () =>
+        h.get().then(
+          () => false,
+          (err: { code?: string }) => err.code === 'NOT_FOUND',
+        ),
       10_000,
       'the result to expire',
     );

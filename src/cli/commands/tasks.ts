@@ -14,7 +14,16 @@ import {
   type GlobalOptions,
 } from '../connect.ts';
 import { CliError, describeError, EXIT } from '../errors.ts';
-import { collect, durationArg, examples, formatCount, formatDuration, nonNegativeInt, preview, renderKeyValues } from '../format.ts';
+import {
+  collect,
+  durationArg,
+  examples,
+  formatCount,
+  formatDuration,
+  nonNegativeInt,
+  preview,
+  renderKeyValues,
+} from '../format.ts';
 import { LineWriter, note, onInterrupt } from '../io.ts';
 import { renderTable } from '../table.ts';
 
@@ -49,7 +58,9 @@ function jsonArg(value: string): string {
   try {
     JSON.parse(value);
   } catch {
-    throw new InvalidArgumentError(`--args must be JSON, e.g. '{"to":"a@b.c"}' or '[1,2]'; got ${preview(value)}`);
+    throw new InvalidArgumentError(
+      `--args must be JSON, e.g. '{"to":"a@b.c"}' or '[1,2]'; got ${preview(value)}`,
+    );
   }
   return value;
 }
@@ -101,7 +112,9 @@ async function runSubmit(name: string, o: SubmitCli): Promise<void> {
     const handle = await conn.tasks.submit(name, args, submitOptions(o));
     if (!o.wait) {
       if (o.json) return await print(JSON.stringify(handle.info));
-      note(`task ${name} ${handle.info.created === false ? 'already exists' : 'submitted'} (${handle.info.state})`);
+      note(
+        `task ${name} ${handle.info.created === false ? 'already exists' : 'submitted'} (${handle.info.state})`,
+      );
       return await print(handle.id);
     }
     const waitMs = o.waitTimeout ?? 3_600_000;
@@ -110,7 +123,10 @@ async function runSubmit(name: string, o: SubmitCli): Promise<void> {
     if (o.json) await print(JSON.stringify(t));
     else if (t.state === 'succeeded') await print(JSON.stringify(t.result ?? null));
     if (t.state !== 'succeeded') {
-      throw new CliError(`task ${t.id} ${t.state === 'failed' ? 'failed' : `was ${t.state}`}: ${outcomeLine(t)}`, EXIT.FAILURE);
+      throw new CliError(
+        `task ${t.id} ${t.state === 'failed' ? 'failed' : `was ${t.state}`}: ${outcomeLine(t)}`,
+        EXIT.FAILURE,
+      );
     }
   } catch (err) {
     throw describeError(err, { server: serverFrom(o) });
@@ -135,7 +151,10 @@ function describeTask(t: TaskInfo): string {
     rows.push(['ran', formatDuration(t.finished_at - t.started_at)]);
   if (t.worker !== undefined) rows.push(['worker', t.worker]);
   if (t.progress)
-    rows.push(['progress', `${Math.round(t.progress.value * 100)}%${t.progress.message ? ` ${t.progress.message}` : ''}`]);
+    rows.push([
+      'progress',
+      `${Math.round(t.progress.value * 100)}%${t.progress.message ? ` ${t.progress.message}` : ''}`,
+    ]);
   if (t.state === 'succeeded') rows.push(['result', preview(JSON.stringify(t.result ?? null), 200)]);
   if (t.error) rows.push(['error', `${t.error.name}: ${t.error.message}`]);
   if (t.children?.length) rows.push(['children', t.children.join(', ')]);
@@ -153,7 +172,9 @@ async function runCancel(id: string, o: JsonCli): Promise<void> {
   note(`task ${id} cancelled`);
 }
 
-async function runLs(o: JsonCli & { state?: string; queue?: string; name?: string; tag?: string; limit?: number }): Promise<void> {
+async function runLs(
+  o: JsonCli & { state?: string; queue?: string; name?: string; tag?: string; limit?: number },
+): Promise<void> {
   if (o.state !== undefined && !STATES.includes(o.state))
     throw new CliError(`--state must be one of ${STATES.join(', ')}`);
   const filter: Record<string, unknown> = { limit: o.limit ?? 50 };
@@ -172,7 +193,9 @@ async function runLs(o: JsonCli & { state?: string; queue?: string; name?: strin
         t.queue,
         String(t.attempts),
         formatDuration(now - t.created_at),
-        t.state === 'running' && t.progress ? `${Math.round(t.progress.value * 100)}%` : preview(outcomeLine(t), 40),
+        t.state === 'running' && t.progress
+          ? `${Math.round(t.progress.value * 100)}%`
+          : preview(outcomeLine(t), 40),
       ]),
     ),
   );
@@ -341,19 +364,51 @@ function addSubmitOptions(cmd: Command, withTiming: boolean): Command {
     .option('-p, --priority <p>', 'priority 0-5 or lowest|low|normal|high|highest|critical (default normal)');
   if (withTiming) {
     cmd
-      .option('--countdown <duration>', 'run no sooner than this from now, e.g. 500, 30s, 5m', durationArg('--countdown', true))
+      .option(
+        '--countdown <duration>',
+        'run no sooner than this from now, e.g. 500, 30s, 5m',
+        durationArg('--countdown', true),
+      )
       .option('--eta <time>', 'run no sooner than this ISO time')
-      .option('--expires-in <duration>', 'expire (never run) if not started within this', durationArg('--expires-in'))
+      .option(
+        '--expires-in <duration>',
+        'expire (never run) if not started within this',
+        durationArg('--expires-in'),
+      )
       .option('--idempotency-key <key>', 'submitting the same key again returns the first task');
   }
   return cmd
-    .option('--max-retries <n>', 'further attempts after a failure (default 3)', nonNegativeInt('--max-retries'))
-    .option('--retry-delay <duration>', 'delay before the 2nd attempt (default 1s)', durationArg('--retry-delay', true))
-    .option('--retry-backoff <factor>', 'each further delay × this (default 2)', numberArg('--retry-backoff', 1))
-    .option('--retry-max-delay <duration>', 'cap on a retry delay (default 10m)', durationArg('--retry-max-delay', true))
-    .option('--task-timeout <duration>', 'an attempt running longer fails (same as --timeout MS here)', durationArg('--task-timeout'))
+    .option(
+      '--max-retries <n>',
+      'further attempts after a failure (default 3)',
+      nonNegativeInt('--max-retries'),
+    )
+    .option(
+      '--retry-delay <duration>',
+      'delay before the 2nd attempt (default 1s)',
+      durationArg('--retry-delay', true),
+    )
+    .option(
+      '--retry-backoff <factor>',
+      'each further delay × this (default 2)',
+      numberArg('--retry-backoff', 1),
+    )
+    .option(
+      '--retry-max-delay <duration>',
+      'cap on a retry delay (default 10m)',
+      durationArg('--retry-max-delay', true),
+    )
+    .option(
+      '--task-timeout <duration>',
+      'an attempt running longer fails (same as --timeout MS here)',
+      durationArg('--task-timeout'),
+    )
     .option('--tag <tag>', 'tag (repeatable)', collect)
-    .option('--result-ttl <duration>', 'keep the result this long after the end (default 24h)', durationArg('--result-ttl'));
+    .option(
+      '--result-ttl <duration>',
+      'keep the result this long after the end (default 24h)',
+      durationArg('--result-ttl'),
+    );
 }
 
 /** Registers the `task` command group. */
@@ -372,11 +427,18 @@ export function registerTasks(program: Command): void {
     );
 
   addSubmitOptions(
-    task.command('submit').description('submit a task; prints its id (with --wait: its result)').argument('<name>', 'task name (handler key)'),
+    task
+      .command('submit')
+      .description('submit a task; prints its id (with --wait: its result)')
+      .argument('<name>', 'task name (handler key)'),
     true,
   )
     .option('--wait', 'wait for the task to end; print its result; exit 1 if it did not succeed')
-    .option('--wait-timeout <duration>', 'give up waiting after this (default 1h)', durationArg('--wait-timeout'))
+    .option(
+      '--wait-timeout <duration>',
+      'give up waiting after this (default 1h)',
+      durationArg('--wait-timeout'),
+    )
     .option('--json', 'print the task record as JSON')
     .addHelpText(
       'after',
@@ -447,8 +509,11 @@ ${examples(
       .option('--disabled', 'create it disabled'),
     false,
   ).action(async (id: string, _o: unknown, cmd: Command) => {
-    const o = cmd.optsWithGlobals<SubmitCli & { name: string; every?: number; cron?: string; tz?: string; disabled?: boolean }>();
-    if ((o.every === undefined) === (o.cron === undefined)) throw new CliError('give exactly one of --every and --cron');
+    const o = cmd.optsWithGlobals<
+      SubmitCli & { name: string; every?: number; cron?: string; tz?: string; disabled?: boolean }
+    >();
+    if ((o.every === undefined) === (o.cron === undefined))
+      throw new CliError('give exactly one of --every and --cron');
     const s = await withConnection(o, {}, (conn) =>
       conn.tasks.schedules.create({
         id,
@@ -459,7 +524,9 @@ ${examples(
         enabled: !o.disabled,
       }),
     );
-    note(`schedule '${s.id}' ${s.enabled ? 'enabled' : 'created disabled'}: ${s.cron ? `cron '${s.cron}' ${s.timezone ?? 'UTC'}` : `every ${formatDuration(s.every_ms)}`}`);
+    note(
+      `schedule '${s.id}' ${s.enabled ? 'enabled' : 'created disabled'}: ${s.cron ? `cron '${s.cron}' ${s.timezone ?? 'UTC'}` : `every ${formatDuration(s.every_ms)}`}`,
+    );
   });
   schedule
     .command('ls')
