@@ -168,10 +168,8 @@ describe('messaging_worker binary', () => {
     await w.ready;
     const h = await env.conn.tasks.submit('slow', { ms: 700 }, { queue });
     await until(async () => (await h.get()).state === 'running', 10_000, 'the task to start');
-    const { readFileSync } = await import('node:fs');
-    const sig = /SigCgt.*/.exec(readFileSync(`/proc/${w.child.pid}/status`, 'utf8'))?.[0];
     w.child.kill('SIGTERM');
-    assert.equal(await w.exited, 0, `${sig} ${w.output()}`);
+    assert.equal(await w.exited, 0, w.output());
     const t = await env.conn.tasks.get(h.id);
     assert.equal(t.state, 'succeeded');
     assert.match(w.output(), /shutdown complete.*"finished":1,"handedBack":0/);
