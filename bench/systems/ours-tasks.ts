@@ -78,6 +78,7 @@ function tasksAdapter(ep: Endpoints, v: Variant): TaskSystem {
         if (!ep.oursUrl) throw new UnavailableError(ep.oursUnavailable ?? 'our server does not start');
         own = await startOursServer({ fsync: v.fsync });
         url = own.url;
+        await warmUp(url, queue);
       }
       submitter = await open('bench-tasks-submit');
       version = submitter.info.server_version;
@@ -113,4 +114,29 @@ function tasksAdapter(ep: Endpoints, v: Variant): TaskSystem {
       await own?.stop();
     },
   };
+}
+
+/**
+ * A fresh server's first thousands of tasks run on cold JIT code; the harness's shared server is warm
+ * from the rounds before. Push some tasks through before measuring, outside the measured window.
+ */
+async function warmUp(url: string, queue: string): Promise<void> {
+  const c = await connect({ servers: url, name: 'bench-tasks-warmup', reconnect: false, timeoutMs: 30_000 });
+  const done = new Set<string>();
+  const w = new Worker(
+    c,
+    { noop: () => undefined },
+    { queues: [`${queue}.warmup`], concurrency: 1, prefetch: PREFETCH },
+  );
+  w.on('completed', ({ task }) => done.add(task.id));
+  try {
+    await w.ready();
+    const sig = c.tasks.sig('noop', undefined, { queue: `${queue}.warmup`, resultTtlMs: RESULT_TTL_MS });
+    for (let i = 0; i < 20; i++) await c.tasks.submitMany(Array.from({ length: 250 }, () => sig));
+    const deadline = Date.now() + 30_000;
+    while (done.size < 5000 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  } finally {
+    await w.close({ timeoutMs: 1000 });
+    await c.close();
+  }
 }

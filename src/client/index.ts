@@ -71,6 +71,7 @@ export {
   type TaskAssignment,
   type TaskInfo,
   type TaskListFilter,
+  type TaskReceipt,
   type TaskSignature,
   type TaskState,
 } from './tasks.ts';

@@ -5,7 +5,7 @@
  *
  * Records come back as the server's JSON (snake_case field names), like queue specs and stats.
  */
-import { encodeControl, FrameType, MessagingError, type MsgFrame } from '../protocol/index.ts';
+import { encodeControl, errorFromWire, FrameType, MessagingError, type MsgFrame } from '../protocol/index.ts';
 import { Message, PRIORITIES, type PriorityName, type Responder } from './message.ts';
 import type { DurableHost, OpenedSubscription } from './opened-subscription.ts';
 
@@ -248,6 +248,13 @@ export function resultOf(task: TaskInfo): unknown {
 
 const TERMINAL = new Set<TaskState>(['succeeded', 'failed', 'cancelled', 'expired']);
 
+/**
+ * What `submit` answers: the task's identity and where it stood then (`get()` has the whole record).
+ * `created` is false when an idempotency key or id matched a task that already existed.
+ */
+export type TaskReceipt = Pick<TaskInfo, 'id' | 'name' | 'queue' | 'priority' | 'state' | 'created_at'> &
+  Partial<Pick<TaskInfo, 'eta' | 'expires' | 'idempotency_key'>> & { created: boolean };
+
 /** A submitted task (or workflow): follow it by id. */
 export class TaskHandle {
   /** @internal created by `conn.tasks` */
@@ -255,8 +262,8 @@ export class TaskHandle {
     private readonly tasks: Tasks,
     /** The task's id. */
     readonly id: string,
-    /** The record as submitted (state at submit time). */
-    readonly info: TaskInfo,
+    /** The submit's answer (a workflow: its whole record). */
+    readonly info: TaskReceipt,
   ) {}
 
   /** The task's current record. */
@@ -331,13 +338,64 @@ export class Schedules {
   }
 }
 
+const schedule: (fn: () => void) => void =
+  typeof globalThis.setImmediate === 'function'
+    ? (fn) => void globalThis.setImmediate(fn)
+    : (fn) => void setTimeout(fn, 0);
+
+/** Submits in one batch at most (the server accepts up to 10000 per `task.submit_many`). */
+const MAX_SUBMIT_BATCH = 1000;
+
+interface PendingSubmit {
+  body: Record<string, unknown>;
+  resolve: (r: TaskReceipt) => void;
+  reject: (err: unknown) => void;
+}
+
 /** The task API of a connection (`conn.tasks`). */
 export class Tasks {
   readonly schedules: Schedules;
+  /**
+   * Submits issued in one turn of the event loop leave as one `task.submit_many` (partial: each item
+   * succeeds or fails on its own), each keeping its own promise — like acks, see ack-batcher.ts for why
+   * a macrotask. A lone submit goes as `task.submit`.
+   */
+  private pending: PendingSubmit[] = [];
 
   /** @internal use `conn.tasks` */
   constructor(private readonly host: DurableHost) {
     this.schedules = new Schedules(host);
+  }
+
+  private enqueue(body: Record<string, unknown>): Promise<TaskReceipt> {
+    return new Promise((resolve, reject) => {
+      this.pending.push({ body, resolve, reject });
+      if (this.pending.length === 1) schedule(() => this.flushSubmits());
+    });
+  }
+
+  private flushSubmits(): void {
+    while (this.pending.length) {
+      const batch = this.pending.splice(0, MAX_SUBMIT_BATCH);
+      if (batch.length === 1) {
+        const only = batch[0]!;
+        this.host.command('task.submit', only.body).then((r) => only.resolve(r as TaskReceipt), only.reject);
+        continue;
+      }
+      this.host.command('task.submit_many', { tasks: batch.map((b) => b.body), partial: true }).then(
+        (body) => {
+          const out = Array.isArray(body['tasks']) ? (body['tasks'] as Record<string, unknown>[]) : [];
+          batch.forEach((b, i) => {
+            const r = out[i];
+            if (!r) b.reject(new MessagingError('INTERNAL', 'the server answered fewer submits than sent'));
+            else if (r['error'] && typeof r['error'] === 'object')
+              b.reject(errorFromWire(r['error'] as Record<string, unknown>));
+            else b.resolve(r as TaskReceipt);
+          });
+        },
+        (err: unknown) => batch.forEach((b) => b.reject(err)),
+      );
+    }
   }
 
   /** A workflow step: `tasks.sig('resize', { width: 100 }, { queue: 'images' })`. */
@@ -348,11 +406,14 @@ export class Tasks {
     return s;
   }
 
-  /** Submits task `name` with `args`; resolves once it is stored. */
+  /**
+   * Submits task `name` with `args`; resolves once it is stored. Submits of one event-loop turn travel
+   * together (one frame, one storage step on the server).
+   */
   async submit(name: string, args?: unknown, options: SubmitOptions = {}): Promise<TaskHandle> {
     const body: Record<string, unknown> = { name, ...optionArgs(options) };
     if (args !== undefined) body['args'] = args;
-    const info = (await this.host.command('task.submit', body)) as TaskInfo;
+    const info = await this.enqueue(body);
     return new TaskHandle(this, info.id, info);
   }
 
@@ -373,7 +434,7 @@ export class Tasks {
   /** Submits many tasks in one round trip. */
   async submitMany(list: TaskSignature[]): Promise<TaskHandle[]> {
     const body = await this.host.command('task.submit_many', { tasks: list.map(signatureArgs) });
-    const tasks = Array.isArray(body['tasks']) ? (body['tasks'] as TaskInfo[]) : [];
+    const tasks = Array.isArray(body['tasks']) ? (body['tasks'] as TaskReceipt[]) : [];
     return tasks.map((t) => new TaskHandle(this, t.id, t));
   }
 
@@ -406,8 +467,8 @@ export class Tasks {
     if (callback) body['callback'] = signatureArgs(callback);
     if (options.name !== undefined) body['name'] = options.name;
     if (options.resultTtlMs !== undefined) body['result_ttl_ms'] = options.resultTtlMs;
-    const info = (await this.host.command('task.workflow', body)) as TaskInfo;
-    return new TaskHandle(this, info.id, info);
+    const info = (await this.host.command('task.workflow', body)) as TaskInfo & { created?: boolean };
+    return new TaskHandle(this, info.id, { ...info, created: info.created ?? true });
   }
 
   /** The task's current record (NotFoundError once its result expired). */

@@ -282,6 +282,16 @@ export abstract class TaskEngine extends QueueEngine {
     return e ? copy(e.rec) : undefined;
   }
 
+  /** Several records at once (undefined for unknown ids), in the order asked. */
+  async getTasks(ids: readonly string[]): Promise<(TaskRecord | undefined)[]> {
+    await this.enter();
+    const t = this.state.tasks;
+    return ids.map((id) => {
+      const e = t.get(id);
+      return e ? copy(e.rec) : undefined;
+    });
+  }
+
   /** Newest first. */
   async listTasks(filter: TaskFilter = {}): Promise<TaskRecord[]> {
     await this.enter();
@@ -315,7 +325,7 @@ export abstract class TaskEngine extends QueueEngine {
    * Due ETAs and retry delays become `queued` (or `expired` when their expiry came first), waiting tasks
    * past `expires` become `expired`, finished records past their TTL are removed — one journal record.
    * A running task whose lock ran out (its worker died or hung) goes where `onStalled` says — the caller
-   * owns the retry policy — in the same record.
+   * owns the retry policy — in the same record. The record is not waited for (see below).
    */
   async tickTasks(
     onStalled: (task: TaskRecord) => { to: TaskState; set?: TaskPatch } = () => ({ to: 'queued' }),
@@ -369,7 +379,10 @@ export abstract class TaskEngine extends QueueEngine {
       if (facts.length) rec.set = facts;
       if (del.length) rec.del = del;
       this.taskRec(rec);
-      await this.durable();
+      // Not waited for: every change here is derived from the clock and the records, so one lost in a
+      // crash is simply made again after the restart — and a due task reaches its worker without an
+      // fsync in between (anything later that depends on it is journaled after it).
+      this.flushInBackground();
     }
     t.compactHeaps();
     const next = Math.min(

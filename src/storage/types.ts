@@ -279,9 +279,14 @@ export interface Storage {
   ): Promise<{ held: string[]; lost: string[] }>;
   setTaskProgress(id: string, worker: string, attempt: number, progress: TaskProgress): Promise<boolean>;
   getTask(id: string): Promise<TaskRecord | undefined>;
+  getTasks(ids: readonly string[]): Promise<(TaskRecord | undefined)[]>;
   listTasks(filter?: TaskFilter): Promise<TaskRecord[]>;
   taskCounts(): Promise<TaskCounts>;
-  /** Due ETAs/retries → queued, expiry, stalled locks (moved as `onStalled` says), result-TTL removal. */
+  /**
+   * Due ETAs/retries → queued, expiry, stalled locks (moved as `onStalled` says), result-TTL removal.
+   * Unlike other mutations it resolves without waiting for durability: its changes are re-derived from
+   * the clock after a crash, and anything depending on them is journaled after them.
+   */
   tickTasks(onStalled?: (task: TaskRecord) => { to: TaskState; set?: TaskPatch }): Promise<TaskTickResult>;
   deleteTasks(ids: readonly string[]): Promise<number>;
   putSchedule(schedule: ScheduleRecord): Promise<ScheduleRecord>;

@@ -145,6 +145,25 @@ function assignment(t: TaskRecord): object {
   };
 }
 
+/**
+ * What a submit answers: the task's identity and where it stands (`task.get` has the whole record).
+ * Submits are the hottest operation; the whole record would double what travels and is parsed.
+ */
+export function receipt(t: TaskRecord, created: boolean): object {
+  return {
+    id: t.id,
+    name: t.name,
+    queue: t.queue,
+    priority: t.priority,
+    state: t.state,
+    created_at: t.created_at,
+    eta: t.eta,
+    expires: t.expires,
+    idempotency_key: t.idempotency_key,
+    created,
+  };
+}
+
 /** Encodes claimed tasks as one or more `_tasks.assign` MSG frames on `sid`. */
 function assignFrames(sid: number, tasks: TaskRecord[]): Uint8Array[] {
   const frames: Uint8Array[] = [];
@@ -182,13 +201,20 @@ export function registerTaskCommands(commands: Map<string, CommandHandler>, serv
   const ops: Record<string, CommandHandler> = {
     'task.submit': async (_s, a) => {
       const r = await service.submitOne(a);
-      return { ...r.task, created: r.created };
+      return receipt(r.task, r.created);
     },
     'task.submit_many': async (_s, a) => {
       const tasks = list(a, 'tasks');
       if (tasks.length > 10_000) throw new MessagingError('BAD_REQUEST', 'at most 10000 tasks per call');
+      if (a.partial === true) {
+        // Each item on its own: an invalid one gets its error, the others are stored.
+        const out = await service.submitEach(tasks);
+        return {
+          tasks: out.map((r) => ('error' in r ? { error: r.error.toWire() } : receipt(r.task, r.created))),
+        };
+      }
       const out = await service.submit(tasks);
-      return { tasks: out.map((r) => ({ ...r.task, created: r.created })) };
+      return { tasks: out.map((r) => receipt(r.task, r.created)) };
     },
     'task.get': (_s, a) => service.get(str(a, 'id')),
     'task.list': async (_s, a) => ({ tasks: await service.list(filterFrom(a)) }),

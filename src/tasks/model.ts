@@ -4,9 +4,9 @@
  * transition table are the storage's contract (`src/storage/task-types.ts`); this module only builds
  * records and decides what a failure leads to.
  */
-import { monotonicFactory } from 'ulid';
 import { parsePriority } from '../core/broker.ts';
 import { MessagingError } from '../protocol/errors.ts';
+import { UlidGenerator, ulidToString } from '../protocol/ulid.ts';
 import type {
   RetryPolicy,
   TaskPatch,
@@ -26,11 +26,12 @@ export const TASK_DEFAULTS = {
 } as const;
 
 const MAX_MS = 10 * 365 * 24 * 3600_000;
-const nextId = monotonicFactory();
+// The protocol's generator draws randomness once per millisecond (the `ulid` package draws per character).
+const ids = new UlidGenerator();
 
-/** A fresh task id (ULID: time-ordered, unique). */
+/** A fresh task id (ULID: time-ordered, strictly increasing within this process). */
 export function newTaskId(): string {
-  return nextId();
+  return ulidToString(ids.next());
 }
 
 type Args = Record<string, unknown>;

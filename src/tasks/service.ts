@@ -12,6 +12,7 @@ import { MessagingError } from '../protocol/errors.ts';
 import {
   isTerminal,
   type ScheduleRecord,
+  type TaskPatch,
   type TaskChange,
   type TaskChangeOutcome,
   type TaskFilter,
@@ -172,6 +173,32 @@ export class TaskService {
     const now = this.now();
     const records = argsList.map((a) => recordFromArgs(a, now));
     return this.submitRecords(records);
+  }
+
+  /**
+   * Like `submit`, but an invalid item fails alone: the valid ones are stored (in one atomic step) and
+   * each item gets its own outcome.
+   */
+  async submitEach(
+    argsList: readonly Record<string, unknown>[],
+  ): Promise<({ task: TaskRecord; created: boolean } | { error: MessagingError })[]> {
+    const now = this.now();
+    const out: ({ task: TaskRecord; created: boolean } | { error: MessagingError })[] = [];
+    const records: TaskRecord[] = [];
+    const at: number[] = [];
+    argsList.forEach((a, i) => {
+      try {
+        records.push(recordFromArgs(a, now));
+        at.push(i);
+      } catch (err) {
+        out[i] = {
+          error: err instanceof MessagingError ? err : new MessagingError('BAD_REQUEST', String(err)),
+        };
+      }
+    });
+    const stored = records.length ? await this.submitRecords(records) : [];
+    stored.forEach((r, k) => (out[at[k]!] = r));
+    return out;
   }
 
   /**
@@ -377,7 +404,7 @@ export class TaskService {
     const results: SettleResult[] = [];
     const plain: { change: TaskChange; item: SettleItem; rec: TaskRecord }[] = [];
     const linked: { change: TaskChange; item: SettleItem; rec: TaskRecord }[] = [];
-    const recs = await Promise.all(items.map((i) => this.storage.getTask(i.id)));
+    const recs = await this.storage.getTasks(items.map((i) => i.id));
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!;
       const rec = recs[i];
@@ -388,17 +415,10 @@ export class TaskService {
       const holder = { worker, attempt: item.attempt };
       let change: TaskChange;
       if (item.ok) {
-        const progress = {
-          value: 1,
-          at: now,
-          ...(rec.progress?.message ? { message: rec.progress.message } : {}),
-        };
-        // A success clears the error an earlier attempt left.
-        const set = {
-          result: item.result ?? null,
-          progress,
-          ...(rec.error ? { unset: ['error' as const] } : {}),
-        };
+        // A success clears the error an earlier attempt left; progress (if any was shown) ends at 100 %.
+        const set: TaskPatch = { result: item.result ?? null };
+        if (rec.progress) set.progress = { ...rec.progress, value: 1, at: now };
+        if (rec.error) set.unset = ['error'];
         change = { id: item.id, from: ['running'], to: 'succeeded', set, holder };
       } else {
         const d = afterFailure(

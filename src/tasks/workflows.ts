@@ -1,8 +1,9 @@
 /**
  * Workflows as records: a chain, group or chord is a record of its own (`kind` chain/group/chord,
  * created `running`) whose children are ordinary tasks pointing back at it (`parent: {id, index}`).
- * Children get deterministic ids (`<workflow id>.<index>`, the chord callback `<id>.cb`), so creating a
- * step twice — a retry after a conflict, the sweep after a crash — stores it once.
+ * Children get deterministic ids (`<workflow id>.<index>`; the chord callback's index is the number of
+ * members), so creating a step twice — a retry after a conflict, the sweep after a crash — stores it
+ * once.
  *
  * This module only plans: given the workflow record and how a child ended, it returns the changes
  * (to the workflow record) and the new records (the next chain step, the chord callback) that the
@@ -57,7 +58,7 @@ export function workflowFromArgs(args: Record<string, unknown>): WorkflowInput {
   return input;
 }
 
-export function childId(workflowId: string, index: number | 'cb'): string {
+export function childId(workflowId: string, index: number): string {
   return `${workflowId}.${index}`;
 }
 

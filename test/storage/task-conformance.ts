@@ -57,6 +57,10 @@ export function taskConformanceCases(test: Test, setup: Setup): void {
     );
     assert.equal(twice[1]!.task.id, twice[0]!.task.id);
     assert.equal(await s.getTask('nope'), undefined);
+    assert.deepEqual(
+      (await s.getTasks([a.id, 'nope'])).map((t) => t?.id),
+      [a.id, undefined],
+    );
     await rejects(s.submitTasks([task({ state: 'succeeded' })]), 'BAD_REQUEST');
   });
 

@@ -122,7 +122,14 @@ describe('messaging_worker binary', () => {
     assert.equal(await a.exited, 0, a.output());
     const ini = join(dir, 'worker.ini');
     writeFileSync(ini, '[thread_pool]\nrealtime_threads = 5\nbatch_threads = 2\nbackground_threads = 1\n');
-    const b = startWorker(env.server.url, ['--queues', uniqueQueue('cfg'), '--config', ini, '--pool', 'cpu=1']);
+    const b = startWorker(env.server.url, [
+      '--queues',
+      uniqueQueue('cfg'),
+      '--config',
+      ini,
+      '--pool',
+      'cpu=1',
+    ]);
     await b.ready;
     assert.match(b.output(), /"pools":\{"realtime":5,"batch":2,"cpu":1\}/);
     b.child.kill('SIGTERM');

@@ -52,7 +52,7 @@ describe('task workflows', () => {
       // Array args: the previous result is prepended (Celery's partial signatures).
       t.sig('add', [100], { queue }),
     ]);
-    assert.equal(h.info.kind, 'chain');
+    assert.equal((await h.get()).kind, 'chain');
     assert.equal(await h.wait(10_000), 112);
     const rec = await h.get();
     assert.equal(rec.state, 'succeeded');

@@ -439,7 +439,7 @@ export function registerTasks(program: Command): void {
       'give up waiting after this (default 1h)',
       durationArg('--wait-timeout'),
     )
-    .option('--json', 'print the task record as JSON')
+    .option('--json', 'print the answer as JSON (with --wait: the final task record)')
     .addHelpText(
       'after',
       `
