@@ -128,6 +128,7 @@ export class DurableMessaging {
   /** Waiting messages (ready + delayed) per queue, refreshed with the timers for metrics. */
   private readonly sizes = new Map<string, number>();
   private readonly deadLettered = new Map<string, number>();
+  private readonly streamSizes = new Map<string, number>();
   private lastError: { at: number; what: string } | undefined;
 
   private constructor(
@@ -447,11 +448,18 @@ export class DurableMessaging {
       }
     }
     for (const name of this.sizes.keys()) if (!this.queues.has(name)) this.sizes.delete(name);
+    this.streamSizes.clear();
+    for (const info of await this.storage.listStreams().catch(() => []))
+      this.streamSizes.set(info.name, info.messages);
   }
 
-  /** For `messaging_message_queue_size{kind="queue"}`: as of the last refresh (at most a second old). */
-  *queueSizes(): Iterable<{ kind: 'queue'; queue: string; size: number }> {
+  /**
+   * For `messaging_message_queue_size`: waiting messages per queue (`kind="queue"`) and retained messages
+   * per stream (`kind="stream"`), as of the last refresh (at most a second old).
+   */
+  *queueSizes(): Iterable<{ kind: 'queue' | 'stream'; queue: string; size: number }> {
     for (const [queue, size] of this.sizes) yield { kind: 'queue', queue, size };
+    for (const [stream, size] of this.streamSizes) yield { kind: 'stream', queue: stream, size };
   }
 
   /** The `queue` component of /health/detailed. */
