@@ -742,6 +742,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
       await Promise.all(userSubs.map((s) => s.drain()));
       // Acks issued just before the drain are still waiting for their batch: send them now.
       this.queuesApi?._flushAcks();
+      this.tasksApi?._flushSubmits();
       await this.quiet();
       if (this.state === 'connected') await this.flush().catch(() => {});
     })();
@@ -788,6 +789,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     if (this.state === 'closed') return this.closedPromise.then(() => undefined);
     // Acks of this tick go out with the rest of what is queued (their promises then reject below).
     this.queuesApi?._flushAcks();
+    this.tasksApi?._flushSubmits();
     this.state = 'closed';
     this.stopHeartbeat();
     this.reconnectSleep?.wake();

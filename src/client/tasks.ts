@@ -374,6 +374,11 @@ export class Tasks {
     });
   }
 
+  /** @internal sends the submits of this tick now (before a drain or close, so none is left behind). */
+  _flushSubmits(): void {
+    this.flushSubmits();
+  }
+
   private flushSubmits(): void {
     while (this.pending.length) {
       const batch = this.pending.splice(0, MAX_SUBMIT_BATCH);

@@ -122,8 +122,10 @@ export class Reporter {
       } catch (err) {
         const code = (err as { code?: string } | null)?.code;
         // Lost connection or timeout: the server may not have it; resend while the lock may still hold.
+        // Right after a reconnect a report can overtake the worker's re-registration: resend that too.
+        const notYet = code === 'BAD_REQUEST' && /not registered/.test((err as Error).message);
         if (
-          (code === 'CONNECTION_CLOSED' || code === 'TIMEOUT') &&
+          (code === 'CONNECTION_CLOSED' || code === 'TIMEOUT' || notYet) &&
           attempt < MAX_RESENDS &&
           this.canResend()
         ) {

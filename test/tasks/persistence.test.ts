@@ -96,28 +96,35 @@ describe('task persistence (file engine)', () => {
 
   it('compaction carries live task records forward and drops settled segments', async () => {
     const dir = tempDir();
+    let now = Date.now();
     const open = () =>
-      FileStorage.open({ path: dir, segmentBytes: 8 * 1024, fsync: 'none', compactRatio: 0.5 });
+      FileStorage.open({
+        path: dir,
+        segmentBytes: 8 * 1024,
+        fsync: 'none',
+        compactRatio: 0.5,
+        now: () => now,
+      });
     let s = await open();
-    const keep = task({ name: 'keeper', args: { big: 'x'.repeat(200) } });
+    const keep = task({ name: 'keeper', args: { big: 'x'.repeat(200) } }, now);
     await s.submitTasks([keep]);
-    // Churn: many short-lived tasks fill and roll segments, then go away.
+    // Churn: many short-lived tasks fill and roll segments, then go at their result TTL.
     for (let round = 0; round < 20; round++) {
-      const batch = Array.from({ length: 20 }, () => task({ args: 'y'.repeat(100), result_ttl_ms: 1 }));
+      const batch = Array.from({ length: 20 }, () => task({ args: 'y'.repeat(100), result_ttl_ms: 1 }, now));
       await s.submitTasks(batch);
       await s.updateTasks(batch.map((b) => ({ id: b.id, from: ['queued'], to: 'cancelled' })));
-      await new Promise((r) => setTimeout(r, 2));
+      now += 10;
       await s.tickTasks();
     }
     await s.updateTasks([{ id: keep.id, from: ['queued'], set: { tags: ['touched'] } }]);
-    const before = readdirSync(dir).filter((f) => f.endsWith('.seg')).length;
     await s.compact();
+    // (Background reclaim may have done part of it already; the outcome is what counts.)
     const segs = readdirSync(dir)
       .filter((f) => f.endsWith('.seg'))
       .sort();
-    assert.ok(segs.length < before, `segments ${before} → ${segs.length}`);
     // The keeper's first home (segment 1) was rewritten forward, so that segment could go.
-    assert.notEqual(segs[0], '0000000001.seg');
+    assert.notEqual(segs[0], '0000000001.seg', `segments left: ${segs.join(', ')}`);
+    assert.ok(segs.length <= 3, `segments left: ${segs.join(', ')}`);
     await s.close();
     s = await open();
     const rec = await s.getTask(keep.id);

@@ -271,6 +271,25 @@ describe('task semantics', () => {
     await sleep(0);
   });
 
+  it('submits of one tick travel together, each with its own outcome; drain sends them first', async () => {
+    const queue = uniqueQueue('batch');
+    const c = await env.connection();
+    const results = await Promise.allSettled([
+      c.tasks.submit('ok', 1, { queue }),
+      c.tasks.submit('ok', 2, { queue, maxRetries: -1 }),
+      c.tasks.submit('ok', 3, { queue }),
+    ]);
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'rejected', 'fulfilled'],
+    );
+    assert.equal((results[1] as PromiseRejectedResult).reason.code, 'BAD_REQUEST');
+    const last = c.tasks.submit('ok', 4, { queue });
+    await c.drain();
+    const id = (await last).id;
+    assert.deepEqual((await env.conn.tasks.get(id)).args, 4);
+  });
+
   it('an idempotency key returns the first task instead of a second one', async () => {
     const queue = uniqueQueue('idem');
     const a = await env.conn.tasks.submit('x', 1, { queue, idempotencyKey: 'order-42' });

@@ -438,12 +438,16 @@ export class FileStorage extends BaseStorage {
       carried++;
     }
     // Tasks homed here too: each rewritten record supersedes the task's older ones.
-    for (const rec of liveTasks(state, seg)) this.emit(rec);
+    let tasks = 0;
+    for (const rec of liveTasks(state, seg)) {
+      this.emit(rec);
+      tasks += rec.add?.length ?? 0;
+    }
     this.logger.info(
-      { segment: seg, messages: carried },
+      { segment: seg, messages: carried, tasks },
       'storage: live messages carried forward for compaction',
     );
-    return carried;
+    return carried + tasks;
   }
 
   // ---- failure and shutdown ----------------------------------------------------------------------
