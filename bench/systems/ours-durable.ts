@@ -104,7 +104,8 @@ export function oursDurableExtras(_ep: Endpoints): DurableExtras {
         const ms = performance.now() - t0;
         await nc.close();
         await second.stop();
-        if (info.stats.depth !== messages) throw new Error(`recovered ${info.stats.depth} of ${messages} messages`);
+        if (info.stats.depth !== messages)
+          throw new Error(`recovered ${info.stats.depth} of ${messages} messages`);
         return ms;
       } finally {
         rmSync(dir, { recursive: true, force: true });

@@ -38,7 +38,8 @@ export class FrameParser {
     if (this.state === State.Failed) throw new MessagingError('PROTOCOL_ERROR', 'parser already failed');
     // Work on a plain Uint8Array view: Node's Buffer#subarray is several times slower than the
     // built-in one, and every frame taken out of the chunk is a subarray.
-    if (chunk.constructor !== Uint8Array) chunk = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+    if (chunk.constructor !== Uint8Array)
+      chunk = new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     let i = 0;
     const n = chunk.length;
     while (i < n) {

@@ -9,13 +9,7 @@ import type { Storage, StorageOptions } from './types.ts';
 
 export type * from './types.ts';
 export type * from './task-types.ts';
-export {
-  TASK_STATES,
-  TASK_TRANSITIONS,
-  canTransition,
-  isTerminal,
-  isWaiting,
-} from './task-types.ts';
+export { TASK_STATES, TASK_TRANSITIONS, canTransition, isTerminal, isWaiting } from './task-types.ts';
 export { DEFAULT_PRIORITY, QUEUE_DEFAULTS } from './types.ts';
 export { MemoryStorage } from './memory.ts';
 export { FileStorage, type FileStorageOptions } from './file/file-storage.ts';
