@@ -291,7 +291,8 @@ describe('messaging pub (durable)', () => {
     const low = await ok(['pub', 'any.topic', 'low', '--queue', q, '--priority', 'low', '--ttl', '1h']);
     assert.match(low.stderr, new RegExp(`published 1 message to queue '${q}' \\(all confirmed\\); stored`));
     await ok(['pub', 'any.topic', 'high', '--queue', q, '--priority', '4']);
-    await ok(['pub', 'any.topic', 'later', '--queue', q, '--delay', '400']);
+    // Long enough that the next CLI start (slow on a loaded machine) still finds it delayed.
+    await ok(['pub', 'any.topic', 'later', '--queue', q, '--delay', '4000']);
     assert.equal((await sdk.queues.info(q)).stats.delayed, 1);
     const [a, b] = await sdk.queues.pull(q, { max: 5 });
     assert.equal(a!.string(), 'high');
