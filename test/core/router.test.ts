@@ -3,18 +3,9 @@ import assert from 'node:assert/strict';
 import { MessagingError } from '../../src/protocol/errors.ts';
 import { Router, type MatchResult } from '../../src/core/router.ts';
 import { matchesPattern } from '../../src/core/topic.ts';
+import { seededRandom } from '../helpers/random.ts';
 
-/** Deterministic PRNG (mulberry32) so a failing property case can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 function pick<T>(rand: () => number, items: readonly T[]): T {
   return items[Math.floor(rand() * items.length)]!;

@@ -22,21 +22,12 @@ import {
 } from '../../src/protocol/index.ts';
 import { RawClient } from '../helpers/raw-client.ts';
 import { hsToken, rsaKeys, startCaptured, tempDir, type CapturedServer } from './helpers.ts';
+import { seededRandom } from '../helpers/random.ts';
 
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
-/** Deterministic PRNG (mulberry32) so a failing case can be replayed from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const prng = seededRandom;
 
 const OPS = [
   'queue.declare',

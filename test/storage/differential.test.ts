@@ -11,22 +11,14 @@ import { join } from 'node:path';
 import { after, it } from 'node:test';
 import { FileStorage } from '../../src/storage/file/file-storage.ts';
 import { MemoryStorage, type Delivery, type Storage } from '../../src/storage/index.ts';
+import { seededRandom } from '../helpers/random.ts';
 
 const root = mkdtempSync(join(tmpdir(), 'storage-diff-'));
 after(() => rmSync(root, { recursive: true, force: true }));
 const dec = new TextDecoder();
 const enc = new TextEncoder();
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 /** What a result looks like minus engine-specific ids. */
 function view(ds: Delivery[]): string[] {

@@ -6,18 +6,9 @@ import { crc32c } from '../../src/storage/file/crc32c.ts';
 import { PairHeap } from '../../src/storage/internal/heap.ts';
 import { NumMap } from '../../src/storage/internal/num-map.ts';
 import type { Rec } from '../../src/storage/internal/records.ts';
+import { seededRandom } from '../helpers/random.ts';
 
-/** Deterministic pseudo-random numbers (mulberry32) so failures reproduce. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = seededRandom;
 
 describe('crc32c', () => {
   it('matches the RFC 3720 test vectors', () => {
