@@ -130,7 +130,9 @@ describe('encryption at rest (file engine)', () => {
 
   it('a missing or wrong key stops the start with a clear error, never garbage', async () => {
     const store = KeyStore.open(keys);
-    const oldest = store.list()[0]!.id;
+    // The first key, which the earliest records were sealed with — not the current one (two keys made
+    // within one second may sort either way by id).
+    const oldest = store.list().find((k) => !k.current)!.id;
     const file = join(keys, `${oldest}.key`);
     const saved = readFileSync(file, 'utf8');
     writeFileSync(file, randomBytes(32).toString('base64'));
