@@ -105,8 +105,11 @@ export interface Metrics {
   readonly messagesProcessed: BatchedLabeledCounter<MessageLabels>;
   /** `messaging_messages_failed_total{kind,queue}`: messages rejected, nacked, expired or dropped. */
   readonly messagesFailed: BatchedLabeledCounter<MessageLabels>;
-  /** `messaging_message_processing_duration_seconds{kind}`: from accept to done (routed, acked, finished). */
-  readonly messageProcessingDuration: BatchedHistogram<{ kind: MessageKind }>;
+  /**
+   * `messaging_message_processing_duration_seconds{kind,queue}`: from accept to done (routed, acked,
+   * finished); `queue` is the queue or task name (capped like the counters).
+   */
+  readonly messageProcessingDuration: BatchedHistogram<MessageLabels>;
   /** `messaging_dead_letters_total{queue}`: messages moved to a dead-letter queue, by source queue. */
   readonly deadLetters: BatchedLabeledCounter<{ queue: string }>;
   /** `messaging_route_cache_hits_total`: publishes whose subscriber set came from the match cache. */
@@ -269,12 +272,13 @@ export function createMetrics(options: MetricsOptions = {}): Metrics {
   messagesProcessed.touch({ kind: 'pubsub' });
   messagesFailed.touch({ kind: 'pubsub' });
   // `kind` only: a histogram series is ~20 buckets, so a per-queue label would multiply fast.
-  const messageProcessingDuration = new BatchedHistogram<{ kind: MessageKind }>(
+  const messageProcessingDuration = new BatchedHistogram<MessageLabels>(
     registry,
     'messaging_message_processing_duration_seconds',
     'Seconds from accepting a message to done: routed (pubsub), acknowledged (queue, stream) or finished (task).',
-    ['kind'],
+    ['kind', 'queue'],
     PROCESSING_BUCKETS,
+    queueCaps,
   );
   for (const kind of MESSAGE_KINDS) messageProcessingDuration.touch({ kind });
 

@@ -229,7 +229,7 @@ async function openDurable(
       const labels = { kind: 'queue' as const, queue };
       if (outcome === 'acked') metrics.messagesProcessed.inc(labels);
       else metrics.messagesFailed.inc(labels);
-      metrics.messageProcessingDuration.observe({ kind: 'queue' }, heldMs / 1000);
+      metrics.messageProcessingDuration.observe(labels, heldMs / 1000);
     },
     onDeadLettered: (queue, count) => metrics.deadLetters.inc({ queue }, count),
   });

@@ -455,7 +455,8 @@ export class TaskService {
     if (m) {
       if (ok) m.messagesProcessed.inc({ kind: 'task', queue: t.name });
       else m.messagesFailed.inc({ kind: 'task', queue: t.name });
-      if (runMs !== undefined) m.messageProcessingDuration.observe({ kind: 'task' }, runMs / 1000);
+      if (runMs !== undefined)
+        m.messageProcessingDuration.observe({ kind: 'task', queue: t.name }, runMs / 1000);
     }
     this.observe(t, { workflowDone });
     return { id: t.id, ok: true, state: t.state };

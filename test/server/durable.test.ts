@@ -130,7 +130,10 @@ describe('durable queues and streams over REST', () => {
     assert.match(text, /messaging_message_queue_size\{kind="stream",queue="s1"\} 5/);
     assert.match(text, /messaging_messages_processed_total\{kind="queue",queue="r1"\} 2/);
     assert.match(text, /messaging_dead_letters_total\{queue="r2"\} [1-9]/);
-    assert.match(text, /messaging_message_processing_duration_seconds_count\{kind="queue"\} [1-9]/);
+    assert.match(
+      text,
+      /messaging_message_processing_duration_seconds_count\{kind="queue",queue="r1"\} [1-9]/,
+    );
   });
 });
 
