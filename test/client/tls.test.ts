@@ -1,65 +1,24 @@
 /**
- * The client side of `tls://`: certificate verification against a given CA, refusal without it, and a
- * client certificate presented when asked. The server's TLS listener does not exist yet, so the peer is
- * a Node `tls.createServer` that speaks just enough protocol (HELLO → WELCOME, PUB confirm → OK); once
- * the real server terminates TLS, an integration test should replace it. Certificates are generated
- * per run with openssl.
+ * The client side of `tls://` in isolation: certificate verification against a given CA, refusal without
+ * it, and a client certificate presented when asked. The peer is a Node `tls.createServer` speaking just
+ * enough protocol (HELLO → WELCOME, PUB confirm → OK) so client failures are not mixed up with server
+ * ones; the real server's TLS is tested in test/security/tls.test.ts with the same per-run PKI.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
 import { FrameParser, FrameType, encodeControl } from '../../src/protocol/index.ts';
 import { ConnectionClosedError, connect } from '../../src/client/index.ts';
+import { makePki } from '../security/helpers.ts';
 
 let dir: string;
 let pem: Record<'ca' | 'serverKey' | 'serverCert' | 'clientKey' | 'clientCert', string>;
 let server: tls.Server;
 let port: number;
 const peers: string[] = [];
-
-function openssl(...args: string[]): void {
-  execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
-}
-
-function issue(name: string, subject: string, san?: string): void {
-  openssl(
-    'req',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    `${name}.key`,
-    '-out',
-    `${name}.csr`,
-    '-subj',
-    subject,
-  );
-  const ext = ['-extfile', `${name}.ext`];
-  writeFileSync(join(dir, `${name}.ext`), san ? `subjectAltName=${san}\n` : 'basicConstraints=CA:FALSE\n');
-  openssl(
-    'x509',
-    '-req',
-    '-in',
-    `${name}.csr`,
-    '-CA',
-    'ca.crt',
-    '-CAkey',
-    'ca.key',
-    '-CAcreateserial',
-    '-out',
-    `${name}.crt`,
-    '-days',
-    '1',
-    ...ext,
-  );
-}
 
 let haveOpenssl = true;
 try {
@@ -70,27 +29,10 @@ try {
 
 before(async () => {
   if (!haveOpenssl) return;
-  dir = mkdtempSync(join(tmpdir(), 'messaging-tls-'));
-  openssl(
-    'req',
-    '-x509',
-    '-newkey',
-    'ec',
-    '-pkeyopt',
-    'ec_paramgen_curve:prime256v1',
-    '-nodes',
-    '-keyout',
-    'ca.key',
-    '-out',
-    'ca.crt',
-    '-days',
-    '1',
-    '-subj',
-    '/CN=messaging test CA',
-  );
-  issue('server', '/CN=localhost', 'DNS:localhost,IP:127.0.0.1');
-  issue('client', '/CN=test-client');
-  const read = (f: string): string => readFileSync(join(dir, f), 'utf8');
+  // The same test PKI as the server's TLS tests (CA, server for localhost/127.0.0.1, client).
+  const pki = makePki();
+  dir = pki.dir;
+  const read = pki.read;
   pem = {
     ca: read('ca.crt'),
     serverKey: read('server.key'),
