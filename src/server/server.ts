@@ -56,7 +56,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
     warn: (message) => log.warn(message),
   });
   broker.tracer = tracing;
-  const counters: TrafficCounters = { bytesReceived: 0, bytesSent: 0, framesReceived: 0, errorsSent: 0 };
+  const counters: TrafficCounters = { bytesReceived: 0, bytesSent: 0 };
   const commands = new Map<string, CommandHandler>();
 
   // TLS files, keys and the audit file are opened first: a bad one stops the start before anything listens.

@@ -21,7 +21,6 @@ import {
   PUB_FLAG_REQUEST,
   setMsgSid,
   type ControlFrame,
-  type ErrorCode,
   type Frame,
   type PubFrame,
 } from '../protocol/index.ts';
@@ -58,8 +57,6 @@ export interface SessionLimits {
 export interface TrafficCounters {
   bytesReceived: number;
   bytesSent: number;
-  framesReceived: number;
-  errorsSent: number;
 }
 
 export type CommandHandler = (session: Session, args: Record<string, unknown>) => unknown;
@@ -238,7 +235,6 @@ export class Session {
   }
 
   sendError(reqId: number, error: MessagingError): void {
-    this.ctx.counters.errorsSent++;
     this.send(encodeError(reqId, error.toWire()));
   }
 
@@ -334,7 +330,6 @@ export class Session {
       'SLOW_CONSUMER',
       `${pending} unsent bytes exceed the limit of ${this.ctx.limits.maxPendingBytes} (max_pending_bytes); read faster or subscribe to less`,
     );
-    this.ctx.counters.errorsSent++;
     this.transport.write(encodeError(0, error.toWire()));
     this.closed = true;
     this.releaseAll();
@@ -343,7 +338,6 @@ export class Session {
   }
 
   private onFrame(frame: Frame): void {
-    this.ctx.counters.framesReceived++;
     if (this.held) {
       this.hold(frame);
       return;
@@ -598,8 +592,4 @@ export class Session {
       new MessagingError('INTERNAL', 'internal server error; the server log has details'),
     );
   }
-}
-
-export function errorCodeOf(err: unknown): ErrorCode {
-  return err instanceof MessagingError ? err.code : 'INTERNAL';
 }
