@@ -3,8 +3,8 @@
  * CMD operations by name, and REST routes mapped onto the same operations, so the native protocol and
  * REST can never disagree about what a token allows.
  *
- * Operations not in the table (e.g. task operations added by the tasks module) are not checked here: their
- * handlers call `authorize(identity, 'tasks', name)` themselves (docs/security.md, "For developers").
+ * Task operations other than submit name their resource through a task or schedule id, so the tasks
+ * module checks them after reading the record (src/tasks/access.ts; docs/security.md, "Tasks").
  */
 import type { AuditEventKind } from './audit.ts';
 import type { ResourceKind } from './permissions.ts';

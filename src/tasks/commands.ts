@@ -17,6 +17,7 @@ import {
   type TaskRecord,
   type TaskState,
 } from '../storage/task-types.ts';
+import * as access from './access.ts';
 import type { FailureReport } from './model.ts';
 import type { SettleItem, TaskService } from './service.ts';
 import { workflowFromArgs } from './workflows.ts';
@@ -198,14 +199,17 @@ export function registerTaskCommands(commands: Map<string, CommandHandler>, serv
     }
     return worker;
   };
+  const readable = (s: Session, id: string) => access.readableTask(service, s.identity, id);
+  const ownSchedule = (s: Session, id: string) => access.readableSchedule(service, s.identity, id);
   const ops: Record<string, CommandHandler> = {
     'task.submit': async (_s, a) => {
       const r = await service.submitOne(a);
       return receipt(r.task, r.created);
     },
-    'task.submit_many': async (_s, a) => {
+    'task.submit_many': async (s, a) => {
       const tasks = list(a, 'tasks');
       if (tasks.length > 10_000) throw new MessagingError('BAD_REQUEST', 'at most 10000 tasks per call');
+      for (const t of tasks) access.checkSubmitArgs(s.identity, t);
       if (a.partial === true) {
         // Each item on its own: an invalid one gets its error, the others are stored.
         const out = await service.submitEach(tasks);
@@ -216,13 +220,16 @@ export function registerTaskCommands(commands: Map<string, CommandHandler>, serv
       const out = await service.submit(tasks);
       return { tasks: out.map((r) => receipt(r.task, r.created)) };
     },
-    'task.get': (_s, a) => service.get(str(a, 'id')),
-    'task.list': async (_s, a) => ({ tasks: await service.list(filterFrom(a)) }),
-    'task.cancel': (_s, a) => service.cancel(str(a, 'id')),
-    'task.wait': (_s, a) => service.wait(str(a, 'id'), optInt(a, 'timeout_ms', 0, 3600_000) ?? 30_000),
-    'task.stats': () => service.statsSnapshot(),
-    'task.workflow': async (_s, a) => {
-      const { workflow, children } = await service.workflow(workflowFromArgs(a));
+    'task.get': (s, a) => readable(s, str(a, 'id')),
+    'task.list': async (s, a) => ({ tasks: await access.listTasksFor(service, s.identity, filterFrom(a)) }),
+    'task.cancel': async (s, a) => service.cancel((await readable(s, str(a, 'id'))).id),
+    'task.wait': async (s, a) =>
+      service.wait((await readable(s, str(a, 'id'))).id, optInt(a, 'timeout_ms', 0, 3600_000) ?? 30_000),
+    'task.stats': async (s) => access.visibleStats(s.identity, await service.statsSnapshot()),
+    'task.workflow': async (s, a) => {
+      const input = workflowFromArgs(a);
+      access.checkTemplates(s.identity, input.callback ? [...input.steps, input.callback] : input.steps);
+      const { workflow, children } = await service.workflow(input);
       return { ...workflow, children: children.map((c) => c.id) };
     },
 
@@ -233,7 +240,7 @@ export function registerTaskCommands(commands: Map<string, CommandHandler>, serv
       const consumer = service.addConsumer({
         worker,
         pool: typeof a.pool === 'string' && a.pool ? a.pool.slice(0, 64) : 'default',
-        targets: targetsFrom(a),
+        targets: access.narrowTargets(session.identity, targetsFrom(a)),
         capacity: optInt(a, 'capacity', 1, 10_000) ?? 1,
         lockMs,
         ...(typeof a.hostname === 'string' ? { hostname: a.hostname.slice(0, 255) } : {}),
@@ -286,13 +293,23 @@ export function registerTaskCommands(commands: Map<string, CommandHandler>, serv
       ),
     }),
 
-    'schedule.create': (_s, a) => service.createSchedule(a),
-    'schedule.list': async () => ({ schedules: await service.storage.listSchedules() }),
-    'schedule.get': (_s, a) => service.schedule(str(a, 'id')),
-    'schedule.enable': (_s, a) => service.setScheduleEnabled(str(a, 'id'), true),
-    'schedule.disable': (_s, a) => service.setScheduleEnabled(str(a, 'id'), false),
-    'schedule.trigger': (_s, a) => service.triggerSchedule(str(a, 'id')),
-    'schedule.remove': async (_s, a) => (await service.removeSchedule(str(a, 'id')), {}),
+    'schedule.create': (s, a) => {
+      if (a.task && typeof a.task === 'object') access.checkSubmitArgs(s.identity, a.task as Args);
+      return service.createSchedule(a);
+    },
+    'schedule.list': async (s) => ({
+      schedules: access.visibleSchedules(s.identity, await service.storage.listSchedules()),
+    }),
+    'schedule.get': (s, a) => ownSchedule(s, str(a, 'id')),
+    'schedule.enable': async (s, a) =>
+      service.setScheduleEnabled((await ownSchedule(s, str(a, 'id'))).id, true),
+    'schedule.disable': async (s, a) =>
+      service.setScheduleEnabled((await ownSchedule(s, str(a, 'id'))).id, false),
+    'schedule.trigger': async (s, a) => service.triggerSchedule((await ownSchedule(s, str(a, 'id'))).id),
+    'schedule.remove': async (s, a) => {
+      await service.removeSchedule((await ownSchedule(s, str(a, 'id'))).id);
+      return {};
+    },
   };
   for (const [op, handler] of Object.entries(ops)) commands.set(op, handler);
 }
