@@ -1,7 +1,12 @@
 /**
  * Encryption at rest as a `Storage` decorator: payloads are sealed with AES-256-GCM on the way in and
- * opened on the way out, so every engine (memory, file, later PostgreSQL) stores only ciphertext without
+ * opened on the way out, so every engine (memory, file, PostgreSQL) stores only ciphertext without
  * knowing it. Topics, headers and other metadata stay in the clear (routing and retention need them).
+ *
+ * Tasks carry user data in JSON fields: arguments, results, a chain step's `previous`, a group's
+ * collected results, error messages and stacks, and the arguments of templates (workflow steps, chord
+ * callbacks, schedules). Each such value is stored as one string, `$enc1:` + the base64 envelope of its
+ * JSON; names, queues, states and times stay clear because the engines schedule by them.
  *
  * A sealed payload is an envelope: `magic (6) | key id length (1) | key id | IV (12) | tag (16) |
  * ciphertext`. The key id travels with every record, so records written before a rotation keep naming
@@ -19,6 +24,14 @@ import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { MessagingError } from '../protocol/errors.ts';
 import type {
+  ScheduleRecord,
+  TaskChange,
+  TaskChangeOutcome,
+  TaskPatch,
+  TaskRecord,
+  TaskTemplate,
+} from '../storage/task-types.ts';
+import type {
   DeadLetter,
   Delivery,
   Message,
@@ -33,6 +46,8 @@ const IV_BYTES = 12;
 const TAG_BYTES = 16;
 const CHECK_FILE = 'encryption-keys.json';
 const CHECK_TEXT = 'messaging-system key check';
+/** Prefix of a sealed task value (a JSON string, so engines store it like any other value). */
+const SEALED_VALUE = '$enc1:';
 
 export function isSealed(payload: Uint8Array): boolean {
   if (payload.length < MAGIC.length + 1 + IV_BYTES + TAG_BYTES) return false;
@@ -123,7 +138,7 @@ export function hasStoredKeys(dataDir: string): boolean {
 }
 
 /**
- * The decorator. Only the methods that carry message payloads are overridden; every other method
+ * The decorator. Only the methods that carry message payloads or task values are overridden; every other method
  * (including ones added to `Storage` later) is forwarded to the engine unchanged by a Proxy, so the
  * decorator cannot fall behind the interface.
  */
@@ -160,6 +175,7 @@ export class EncryptedStorage {
         const result = await this.inner.streamRead(stream, options);
         return { ...result, messages: result.messages.map((m) => ({ ...m, message: this.open(m.message) })) };
       },
+      ...this.taskOverrides(),
     };
     return new Proxy(this.inner, {
       get(target, prop) {
@@ -173,10 +189,124 @@ export class EncryptedStorage {
 
   private sealInput(message: MessageInput): MessageInput {
     if (!this.options.encrypt) return message;
-    this.options.beforeSeal?.();
-    const { id, key } = this.keys.current;
-    if (!this.checked.has(id)) this.recordKey(id, key);
+    const { id, key } = this.currentKey();
     return { ...message, payload: seal(message.payload, id, key) };
+  }
+
+  private currentKey(): { id: string; key: Buffer } {
+    this.options.beforeSeal?.();
+    const current = this.keys.current;
+    if (!this.checked.has(current.id)) this.recordKey(current.id, current.key);
+    return current;
+  }
+
+  /** The task methods: records, patches and templates sealed on the way in, opened on the way out. */
+  private taskOverrides(): Partial<Storage> {
+    const inner = this.inner;
+    const openAll = (ts: TaskRecord[]): TaskRecord[] => ts.map((t) => this.openTask(t));
+    const openOutcome = (o: TaskChangeOutcome): TaskChangeOutcome =>
+      o.task ? { ...o, task: this.openTask(o.task) } : o;
+    return {
+      submitTasks: async (records) =>
+        (await inner.submitTasks(records.map((r) => this.sealTask(r)))).map((r) => ({
+          ...r,
+          task: this.openTask(r.task),
+        })),
+      updateTasks: async (changes, options) =>
+        (
+          await inner.updateTasks(
+            changes.map((c) => this.sealChange(c)),
+            options?.add ? { ...options, add: options.add.map((r) => this.sealTask(r)) } : options,
+          )
+        ).map(openOutcome),
+      claimTasks: async (targets, worker, max, lockMs) => {
+        const r = await inner.claimTasks(targets, worker, max, lockMs);
+        return { claimed: openAll(r.claimed), expired: openAll(r.expired) };
+      },
+      getTask: async (id) => {
+        const t = await inner.getTask(id);
+        return t && this.openTask(t);
+      },
+      getTasks: async (ids) => (await inner.getTasks(ids)).map((t) => t && this.openTask(t)),
+      listTasks: async (filter) => openAll(await inner.listTasks(filter)),
+      tickTasks: async (onStalled) => {
+        const r = await inner.tickTasks(
+          onStalled &&
+            ((t) => {
+              const move = onStalled(this.openTask(t));
+              return move.set ? { ...move, set: this.sealPatch(move.set) } : move;
+            }),
+        );
+        return { ...r, queued: openAll(r.queued), expired: openAll(r.expired), stalled: openAll(r.stalled) };
+      },
+      putSchedule: async (s) => this.openSchedule(await inner.putSchedule(this.sealSchedule(s))),
+      getSchedule: async (id) => {
+        const s = await inner.getSchedule(id);
+        return s && this.openSchedule(s);
+      },
+      listSchedules: async () => (await inner.listSchedules()).map((s) => this.openSchedule(s)),
+      claimScheduleTick: (id, tick, task) => inner.claimScheduleTick(id, tick, this.sealTask(task)),
+    };
+  }
+
+  /** A JSON value as `$enc1:<base64 envelope>`; undefined stays undefined (absent fields stay absent). */
+  private sealValue(v: unknown): unknown {
+    if (v === undefined || !this.options.encrypt) return v;
+    const { id, key } = this.currentKey();
+    const sealed = seal(Buffer.from(JSON.stringify(v), 'utf8'), id, key);
+    return SEALED_VALUE + Buffer.from(sealed).toString('base64');
+  }
+
+  private openValue(v: unknown, what: string): unknown {
+    if (typeof v !== 'string' || !v.startsWith(SEALED_VALUE)) return v;
+    const envelope = Buffer.from(v.slice(SEALED_VALUE.length), 'base64');
+    if (!isSealed(envelope)) return v;
+    return JSON.parse(Buffer.from(this.unsealWith(envelope, what)).toString('utf8')) as unknown;
+  }
+
+  /** The user-data fields of a record or patch, each through `f` (other fields untouched). */
+  private mapValues<T extends TaskPatch>(t: T, f: (v: unknown) => unknown): T {
+    const out: T = { ...t };
+    if ('args' in t) out.args = f(t.args);
+    if ('result' in t) out.result = f(t.result);
+    if ('previous' in t) out.previous = f(t.previous);
+    if (Array.isArray(t.results)) out.results = t.results.map(f);
+    if (t.error) {
+      const e = { ...t.error, message: f(t.error.message) as string };
+      if (t.error.stack !== undefined) e.stack = f(t.error.stack) as string;
+      out.error = e;
+    }
+    const template = (x: TaskTemplate): TaskTemplate => ('args' in x ? { ...x, args: f(x.args) } : x);
+    if (t.steps) out.steps = t.steps.map(template);
+    if (t.callback) out.callback = template(t.callback);
+    if (t.collect) out.collect = { ...t.collect, value: f(t.collect.value) };
+    return out;
+  }
+
+  private sealPatch(p: TaskPatch): TaskPatch {
+    return this.options.encrypt ? this.mapValues(p, (v) => this.sealValue(v)) : p;
+  }
+
+  private sealTask(t: TaskRecord): TaskRecord {
+    return this.options.encrypt ? this.mapValues(t, (v) => this.sealValue(v)) : t;
+  }
+
+  private sealChange(c: TaskChange): TaskChange {
+    return c.set ? { ...c, set: this.sealPatch(c.set) } : c;
+  }
+
+  private openTask(t: TaskRecord): TaskRecord {
+    return this.mapValues(t, (v) => this.openValue(v, `task ${t.id}`));
+  }
+
+  private sealSchedule(s: ScheduleRecord): ScheduleRecord {
+    if (!this.options.encrypt || !('args' in s.task)) return s;
+    return { ...s, task: { ...s.task, args: this.sealValue(s.task.args) } };
+  }
+
+  private openSchedule(s: ScheduleRecord): ScheduleRecord {
+    if (!('args' in s.task)) return s;
+    return { ...s, task: { ...s.task, args: this.openValue(s.task.args, `schedule ${s.id}`) } };
   }
 
   /** Adds `id` to the data directory's key list before the first record sealed with it is written. */
@@ -196,7 +326,12 @@ export class EncryptedStorage {
 
   private open(message: Message): Message {
     if (!isSealed(message.payload)) return message;
-    const keyId = sealedKeyId(message.payload);
+    return { ...message, payload: this.unsealWith(message.payload, `message ${message.id}`) };
+  }
+
+  /** Opens an envelope with the key it names; STORAGE_FAILURE naming `what` when that is impossible. */
+  private unsealWith(envelope: Uint8Array, what: string): Uint8Array {
+    const keyId = sealedKeyId(envelope);
     let key = this.keys.get(keyId);
     if (!key) {
       // Perhaps rotated in by another node or the CLI since we last looked.
@@ -206,15 +341,15 @@ export class EncryptedStorage {
     if (!key) {
       throw new MessagingError(
         'STORAGE_FAILURE',
-        `message ${message.id} was encrypted with key "${keyId}", which is not in the key store`,
+        `${what} was encrypted with key "${keyId}", which is not in the key store`,
       );
     }
     try {
-      return { ...message, payload: unseal(message.payload, key) };
+      return unseal(envelope, key);
     } catch {
       throw new MessagingError(
         'STORAGE_FAILURE',
-        `message ${message.id} does not decrypt with key "${keyId}": wrong key or corrupted data`,
+        `${what} does not decrypt with key "${keyId}": wrong key or corrupted data`,
       );
     }
   }

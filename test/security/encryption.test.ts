@@ -13,6 +13,7 @@ import { connect, type Connection } from '../../src/client/index.ts';
 import { MemoryStorage } from '../../src/storage/index.ts';
 import { EncryptedStorage, seal, unseal } from '../../src/security/encrypted-storage.ts';
 import { KeyStore } from '../../src/security/keystore.ts';
+import { UnrecoverableError, Worker } from '../../src/worker/index.ts';
 import { runCli, startCaptured, tempDir, waitFor, type CapturedServer } from './helpers.ts';
 
 /** Every byte of every file under `dir`. */
@@ -193,6 +194,88 @@ describe('encryption at rest (memory engine, through the decorator)', () => {
       assert.throws(() => unseal(env, key));
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('encryption at rest: task data (file engine)', () => {
+  it('task args, results, errors, workflow values and schedule templates are stored only as ciphertext', async () => {
+    const root = tempDir('enc-tasks');
+    const data = join(root, 'data');
+    mkdirSync(data);
+    const secret = (what: string): string => `SECRET-${what}-${randomBytes(6).toString('hex')}`;
+    const s = {
+      args: secret('args'),
+      result: secret('result'),
+      error: secret('error'),
+      step: secret('step'),
+      member: secret('member'),
+      schedule: secret('schedule'),
+    };
+    const config = {
+      'message_bus.storage': 'file',
+      'message_bus.fsync': 'always',
+      'security.encryption.data_at_rest': 'true',
+      'security.encryption.key_store': join(root, 'keys'),
+    };
+    let ts = await startCaptured(config, { dataDir: data, keepData: true });
+    let c = await connect({ servers: `tcp://127.0.0.1:${ts.port}`, reconnect: false });
+    const w = new Worker(
+      c,
+      {
+        echo: async (args) => ({ got: args, result: s.result }),
+        fail: async () => {
+          throw new UnrecoverableError(`cannot: ${s.error}`);
+        },
+        member: async () => s.member,
+        // A callback declared without args receives the group's results as its args.
+        collect: async (args) => ({ all: args }),
+      },
+      { queues: ['enc'], concurrency: 2 },
+    );
+    try {
+      await w.ready();
+      const echo = await c.tasks.submit('echo', { secret: s.args }, { queue: 'enc' });
+      assert.deepEqual(await echo.wait(10_000), { got: { secret: s.args }, result: s.result });
+      const failed = await c.tasks.submit('fail', {}, { queue: 'enc' });
+      await assert.rejects(failed.wait(10_000), (err: Error) => err.message.includes(s.error));
+      const chord = await c.tasks.chord(
+        [
+          c.tasks.sig('member', { q: 'enc' }, { queue: 'enc' }),
+          c.tasks.sig('echo', s.step, { queue: 'enc' }),
+        ],
+        c.tasks.sig('collect', undefined, { queue: 'enc' }),
+      );
+      const all = (await chord.wait(10_000)) as { all: unknown[] };
+      assert.deepEqual(all.all, [s.member, { got: s.step, result: s.result }]);
+      await c.tasks.schedules.create({
+        id: 'enc-nightly',
+        cron: '0 3 * * *',
+        task: c.tasks.sig('echo', { secret: s.schedule }, { queue: 'enc' }),
+      });
+
+      const raw = rawBytes(data);
+      for (const [what, value] of Object.entries(s))
+        assert.equal(raw.includes(value), false, `the ${what} secret is in the raw segment files`);
+      assert.ok(raw.includes(Buffer.from('"echo"')), 'task names stay clear (the engine schedules by them)');
+
+      await w.close({ timeoutMs: 500 });
+      await c.close();
+      await ts.close();
+      // After a restart everything reads back as plaintext.
+      ts = await startCaptured(config, { dataDir: data, keepData: true });
+      c = await connect({ servers: `tcp://127.0.0.1:${ts.port}`, reconnect: false });
+      const got = await c.tasks.get(echo.id);
+      assert.deepEqual(got.args, { secret: s.args });
+      assert.deepEqual(got.result, { got: { secret: s.args }, result: s.result });
+      assert.match(String((await c.tasks.get(failed.id)).error?.message), new RegExp(s.error));
+      const sched = await c.tasks.schedules.get('enc-nightly');
+      assert.deepEqual(sched.task.args, { secret: s.schedule });
+    } finally {
+      await w.close({ timeoutMs: 500 }).catch(() => undefined);
+      await c.close().catch(() => undefined);
+      await ts.close();
+      rmSync(root, { recursive: true, force: true });
     }
   });
 });
