@@ -409,7 +409,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     this.failWritten(closedError(`connection to ${link.url.href} lost before the answer arrived`, reason));
     this.emit('disconnect', { server: link.url.href, error: reason });
     if (this.state === 'closed') return;
-    if (!this.options.reconnect || PERMANENT.has(reason.code) || this.draining) {
+    if (!this.options.reconnect || this.isPermanent(reason) || this.draining) {
       void this.finish(reason);
       return;
     }
@@ -447,12 +447,18 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
         return;
       } catch (err) {
         lastError = asMessagingError(err);
-        if (PERMANENT.has(lastError.code)) {
+        if (this.isPermanent(lastError)) {
           await this.finish(lastError);
           return;
         }
       }
     }
+  }
+
+  /** Whether reconnecting cannot help; an expired token can, when a provider gives fresh ones. */
+  private isPermanent(error: MessagingError): boolean {
+    if (error.code === 'TOKEN_EXPIRED' && typeof this.options.token === 'function') return false;
+    return PERMANENT.has(error.code);
   }
 
   private sleep(ms: number): Promise<void> {

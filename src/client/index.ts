@@ -22,7 +22,7 @@ export {
   type RequestOptions,
 } from './connection.ts';
 export { type ServerInfo } from './link.ts';
-export { type BackoffOptions, type ConnectOptions, DEFAULT_SERVER } from './options.ts';
+export { type BackoffOptions, type ConnectOptions, DEFAULT_SERVER, type TokenProvider } from './options.ts';
 export { Subscription, type SubscribeOptions } from './subscription.ts';
 export {
   Message,

@@ -80,6 +80,8 @@ export class Link {
    */
   static async open(url: URL, options: ResolvedOptions, handlers: LinkHandlers): Promise<Link> {
     const { timeoutMs } = options;
+    // Asked before the connection opens: a slow provider must not eat the server's handshake deadline.
+    const token = await tokenFor(options);
     let transport: Transport;
     try {
       const factory = options.transport ?? defaultTransportFactory;
@@ -93,7 +95,7 @@ export class Link {
       });
     }
     const link = new Link(url, transport, options.maxFrameBytes, handlers);
-    await link.hello(options);
+    await link.hello(options, token);
     return link;
   }
 
@@ -122,13 +124,13 @@ export class Link {
     this.notifyClosed(undefined);
   }
 
-  private async hello(options: ResolvedOptions): Promise<void> {
+  private async hello(options: ResolvedOptions, token: string | undefined): Promise<void> {
     const welcome = new Promise<ServerInfo>((resolve, reject) => (this.handshake = { resolve, reject }));
     void this.transport.closed.then((err) => this.onTransportClosed(err));
     this.transport.receive((chunk) => this.onChunk(chunk));
     const body: Record<string, unknown> = { version: PROTOCOL_VERSION, lang: 'typescript' };
     if (options.name) body['client'] = options.name;
-    if (options.token) body['token'] = options.token;
+    if (token) body['token'] = token;
     // Straight to the transport: HELLO must precede everything the connection holds for after it.
     this.transport.send(encodeControl(FrameType.HELLO, HELLO_REQ_ID, body));
     const timer = setTimeout(
@@ -219,5 +221,20 @@ export class Link {
     }
     this.notified = true;
     this.handlers.closed(this, err);
+  }
+}
+
+/** The HELLO token: the string, or what the provider gives for this attempt. */
+async function tokenFor(options: ResolvedOptions): Promise<string | undefined> {
+  if (typeof options.token !== 'function') return options.token;
+  try {
+    return await options.token();
+  } catch (err) {
+    // Not an authentication verdict: the provider may succeed on the next attempt.
+    throw new ConnectionClosedError(
+      'CONNECTION_CLOSED',
+      `the token provider failed: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
   }
 }

@@ -11,14 +11,22 @@ export interface BackoffOptions {
   jitter: number;
 }
 
+/** Returns the token to authenticate with (e.g. fetched from `POST /v1/auth/token` with a refresh token). */
+export type TokenProvider = () => string | Promise<string>;
+
 export interface ConnectOptions {
   /** One URL or a list to fail over between: `tcp://`, `tls://`, `ws://…/v1/ws`, `wss://`. A bare
    * `host:port` means `tcp://host:port`. Default `tcp://127.0.0.1:8080`. */
   servers?: string | string[];
   /** Client name sent in HELLO; shows up in the server's connection list. */
   name?: string;
-  /** JWT sent in HELLO when the server requires authentication. */
-  token?: string;
+  /**
+   * JWT sent in HELLO when the server requires authentication: a string, or a function asked for a
+   * token on every (re)connect. With a function, a connection closed because its token expired
+   * (TOKEN_EXPIRED) reconnects with a fresh token instead of closing for good — as NATS clients do
+   * with a credentials callback. A function that throws fails that attempt; reconnecting retries it.
+   */
+  token?: string | TokenProvider;
   /** Reconnect after losing an established connection. Default true. */
   reconnect?: boolean;
   /** Reconnect attempts before giving up; -1 (default) retries forever. */
@@ -48,7 +56,7 @@ export interface ConnectOptions {
 export interface ResolvedOptions {
   servers: URL[];
   name: string | undefined;
-  token: string | undefined;
+  token: string | TokenProvider | undefined;
   reconnect: boolean;
   maxReconnectAttempts: number;
   backoff: BackoffOptions;

@@ -5,6 +5,7 @@
  *
  *   messaging_worker --tasks ./handlers.js --queues default,emails --concurrency 8
  */
+import { readFile } from 'node:fs/promises';
 import { availableParallelism } from 'node:os';
 import { Command, InvalidArgumentError } from 'commander';
 import { connect, type ConnectOptions } from '../client/index.ts';
@@ -39,6 +40,7 @@ interface Flags {
   shutdownTimeout?: number;
   server?: string;
   token?: string;
+  tokenFile?: string;
   config?: string;
   id?: string;
 }
@@ -79,6 +81,10 @@ const program = new Command('messaging_worker')
   )
   .option('--server <url>', 'server URL (env MESSAGING_URL; default tcp://127.0.0.1:8080)')
   .option('--token <jwt>', 'authentication token (env MESSAGING_TOKEN)')
+  .option(
+    '--token-file <path>',
+    'file holding the token, read again on every reconnect, so a rotated token is picked up (env MESSAGING_TOKEN_FILE)',
+  )
   .option('-c, --config <path>', 'INI config: [thread_pool] sizes the pools')
   .option('--id <id>', 'worker id (default <hostname>-<pid>-<random>)')
   .addHelpText(
@@ -139,7 +145,9 @@ async function main(): Promise<number> {
   const server = flags.server ?? process.env['MESSAGING_URL'] ?? 'tcp://127.0.0.1:8080';
   const options: ConnectOptions = { servers: server, name: 'messaging_worker', reconnect: true };
   const token = flags.token ?? process.env['MESSAGING_TOKEN'];
-  if (token) options.token = token;
+  const tokenFile = flags.tokenFile ?? process.env['MESSAGING_TOKEN_FILE'];
+  if (tokenFile) options.token = async () => (await readFile(tokenFile, 'utf8')).trim();
+  else if (token) options.token = token;
   const conn = await connect(options);
   conn.on('disconnect', ({ error }) => log('connection lost; reconnecting', { error: error.message }));
   conn.on('reconnect', ({ server: url }) => log('reconnected', { server: url }));

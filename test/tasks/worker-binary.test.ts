@@ -11,6 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { setup, uniqueQueue, until, type Env } from './helpers.ts';
+import { connect } from '../../src/client/index.ts';
+import { hsToken, SECRET, startCaptured } from '../security/helpers.ts';
 
 const BIN = new URL('../../bin/messaging_worker.js', import.meta.url).pathname;
 const HANDLERS = new URL('./fixtures/handlers.js', import.meta.url).pathname;
@@ -226,5 +228,33 @@ describe('messaging_worker binary', () => {
     assert.equal(t.attempts, 2);
     b.child.kill('SIGTERM');
     assert.equal(await b.exited, 0, b.output());
+  });
+
+  it('--token-file: authenticates with the token in a file, read again on every connect', async () => {
+    const ts = await startCaptured({ 'security.enable_auth': 'true', 'security.jwt_secret': SECRET });
+    const url = `tcp://127.0.0.1:${ts.port}`;
+    const admin = await connect({ servers: url, token: await hsToken({ sub: 'admin' }), reconnect: false });
+    try {
+      const queue = uniqueQueue('tok');
+      const tokenFile = join(dir, 'token');
+      writeFileSync(tokenFile, `${await hsToken({ sub: 'worker' })}\n`, { mode: 0o600 });
+      const w = startWorker(url, ['--queues', queue, '--concurrency', '1'], {
+        MESSAGING_TOKEN_FILE: tokenFile,
+      });
+      await w.ready;
+      const h = await admin.tasks.submit('echo', { via: 'token file' }, { queue });
+      assert.deepEqual(await h.wait(10_000), { via: 'token file' });
+      w.child.kill('SIGTERM');
+      assert.equal(await w.exited, 0, w.output());
+      // A bad token in the file is refused with the server's reason, and the worker stops.
+      writeFileSync(tokenFile, 'not-a-jwt');
+      const bad = startWorker(url, ['--queues', queue], { MESSAGING_TOKEN_FILE: tokenFile });
+      bad.ready.catch(() => undefined); // it never gets ready: that is the point
+      assert.notEqual(await bad.exited, 0);
+      assert.match(bad.output(), /AUTH_FAILED|token/i);
+    } finally {
+      await admin.close();
+      await ts.close();
+    }
   });
 });
