@@ -83,6 +83,8 @@ export interface TaskAssignment {
   schedule?: { id: string; tick: number };
   /** Until when this worker holds it (renewed by heartbeats). */
   lock_until?: number;
+  /** W3C traceparent of this attempt's run span, when the task was submitted with a trace. */
+  traceparent?: string;
 }
 
 /** How to run a task. Absent fields take the server's defaults. */
@@ -115,6 +117,11 @@ export interface SubmitOptions {
   idempotencyKey?: string;
   /** How long the result/error is kept after the task ends (default 24 h). */
   resultTtlMs?: number;
+  /**
+   * W3C traceparent of the submitter's span: the server traces the submit and every attempt under it
+   * and hands the run's traceparent to the handler (`ctx.traceparent`). Untraced without it.
+   */
+  traceparent?: string;
 }
 
 /** One step of a workflow: `tasks.sig('resize', {w: 100})`. */
@@ -225,6 +232,7 @@ function optionArgs(o: SubmitOptions | TaskSignature['options'] = {}): Record<st
   if (full.tags !== undefined) a['tags'] = full.tags;
   if (full.idempotencyKey !== undefined) a['idempotency_key'] = full.idempotencyKey;
   if (full.resultTtlMs !== undefined) a['result_ttl_ms'] = full.resultTtlMs;
+  if (full.traceparent !== undefined) a['traceparent'] = full.traceparent;
   return a;
 }
 

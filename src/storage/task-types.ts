@@ -156,6 +156,8 @@ export interface TaskRecord {
   schedule?: { id: string; tick: number };
   /** Terminal: the record is removed at this time (finished_at + result_ttl_ms). */
   delete_at?: number;
+  /** W3C traceparent of the submit span: each attempt's run span continues this trace. */
+  traceparent?: string;
 }
 
 /**

@@ -143,6 +143,7 @@ function assignment(t: TaskRecord): object {
     previous: t.previous,
     schedule: t.schedule,
     lock_until: t.lock_until,
+    traceparent: t.traceparent,
   };
 }
 

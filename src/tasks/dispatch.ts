@@ -65,7 +65,8 @@ interface WorkerEntry {
 
 export interface DispatchHooks {
   now(): number;
-  claimed(tasks: TaskRecord[], expired: TaskRecord[]): void;
+  /** Returns the records to deliver (the same tasks, possibly annotated, e.g. with a trace). */
+  claimed(tasks: TaskRecord[], expired: TaskRecord[]): TaskRecord[];
   /** Tasks claimed for a consumer that left meanwhile: give them back unstarted. */
   handBack(worker: string, tasks: TaskRecord[]): void;
   online(info: WorkerInfo): void;
@@ -222,8 +223,8 @@ export class Dispatcher {
           c.held.add(t.id);
           this.holders.set(t.id, c);
         }
-        if (claimed.length) c.spec.deliver(claimed);
-        this.hooks.claimed(claimed, expired);
+        const deliver = this.hooks.claimed(claimed, expired);
+        if (deliver.length) c.spec.deliver(deliver);
         if (c.again || claimed.length + expired.length >= free) this.fill(c);
       },
       (err: unknown) => {

@@ -188,8 +188,14 @@ export function recordFromArgs(args: Args, now: number): TaskRecord {
   if (eta !== undefined) o.eta = eta;
   if (expires !== undefined) o.expires = expires;
   if (key !== undefined) o.idempotencyKey = key;
-  return recordFromTemplate(t, o);
+  const r = recordFromTemplate(t, o);
+  // As for messages, a malformed traceparent starts no trace rather than failing the submit.
+  if (typeof args.traceparent === 'string' && TRACEPARENT.test(args.traceparent))
+    r.traceparent = args.traceparent;
+  return r;
 }
+
+const TRACEPARENT = /^[\da-f]{2}-[\da-f]{32}-[\da-f]{16}-[\da-f]{2}$/;
 
 /** Delay before the attempt after failed attempt `attempt` (1-based), jitter drawn from `random`. */
 export function retryDelay(p: RetryPolicy, attempt: number, random: () => number = Math.random): number {

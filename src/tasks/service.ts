@@ -25,6 +25,7 @@ import { TaskEvents, type WorkerEvent } from './events.ts';
 import { afterFailure, recordFromArgs, type FailureReport } from './model.ts';
 import { Scheduler, scheduleFromArgs } from './schedules.ts';
 import { TaskStats } from './stats.ts';
+import { TaskTracing } from './tracing.ts';
 import {
   buildWorkflow,
   planFailure,
@@ -69,6 +70,7 @@ const COARSE_MS = 250;
 export class TaskService {
   readonly storage: Storage;
   readonly events: TaskEvents;
+  private readonly tracing: TaskTracing;
   readonly stats = new TaskStats();
   readonly dispatcher: Dispatcher;
   readonly scheduler: Scheduler;
@@ -89,6 +91,7 @@ export class TaskService {
     this.now = o.now ?? Date.now;
     this.random = o.random ?? Math.random;
     this.events = new TaskEvents(o.broker);
+    this.tracing = new TaskTracing(o.broker.tracer);
     this.dispatcher = new Dispatcher(o.storage, {
       now: this.now,
       claimed: (claimed, expired) => {
@@ -99,6 +102,7 @@ export class TaskService {
           if (t.lock_until !== undefined) this.dueAt(t.lock_until, true);
         }
         for (const t of expired) this.observe(t);
+        return this.tracing.started(claimed);
       },
       handBack: (worker, tasks) =>
         void this.release(
@@ -229,7 +233,15 @@ export class TaskService {
   };
 
   async submitRecords(records: readonly TaskRecord[]): Promise<{ task: TaskRecord; created: boolean }[]> {
-    const out = await this.storage.submitTasks(records);
+    const traced = this.tracing.submitting(records);
+    let out;
+    try {
+      out = await this.storage.submitTasks(records);
+    } catch (err) {
+      traced?.(err);
+      throw err;
+    }
+    traced?.();
     for (const r of out) if (r.created) this.observe(r.task);
     return out;
   }
@@ -608,6 +620,7 @@ export class TaskService {
   observe(t: TaskRecord, o: { workflowDone?: boolean } = {}): void {
     const now = this.now();
     this.events.state(t, now);
+    this.tracing.changed(t);
     switch (t.state) {
       case 'queued':
         if (t.kind === 'task') this.dispatcher.wake([t.queue]);

@@ -37,6 +37,11 @@ export interface TaskContext {
   readonly previous: unknown;
   /** The task as assigned: args, attempt, timeout, tags, parent, schedule… */
   readonly task: TaskAssignment;
+  /**
+   * W3C traceparent of this attempt's `task.run` span when the task was submitted with one: start the
+   * handler's own span under it to continue the submitter's trace. Undefined for untraced tasks.
+   */
+  readonly traceparent: string | undefined;
 }
 
 /**

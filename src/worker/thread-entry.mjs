@@ -36,6 +36,7 @@ parentPort.on('message', async (msg) => {
     signal: ac.signal,
     previous: msg.task.previous,
     task: msg.task,
+    traceparent: msg.task.traceparent,
     progress(value, message) {
       parentPort.postMessage({ type: 'progress', id: msg.id, value, message });
     },

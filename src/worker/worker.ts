@@ -288,6 +288,7 @@ export class Worker extends TypedEmitter<WorkerEvents> {
       },
       previous: task.previous,
       task,
+      traceparent: task.traceparent,
       progress: (value, message) => {
         if (!r.reported) reporter.setProgress(task, value, message);
       },

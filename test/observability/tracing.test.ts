@@ -1,6 +1,7 @@
 /**
  * Traces across processes: a publisher span → the server's route and deliver spans → a subscriber's
- * handle span, exported over OTLP/HTTP to a real local receiver that checks the span tree.
+ * handle span, and a submitter span → the server's task.submit and task.run spans → the handler's span,
+ * exported over OTLP/HTTP to a real local receiver that checks the span tree.
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -8,6 +9,8 @@ import { createServer, type Server } from 'node:http';
 import { connect } from '../../src/client/index.ts';
 import { createTracing, otlpTracesUrl, type Tracing } from '../../src/observability/tracing.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
+import { Worker } from '../../src/worker/index.ts';
+import { until } from '../tasks/helpers.ts';
 
 interface OtlpSpan {
   traceId: string;
@@ -131,6 +134,73 @@ describe('tracing', () => {
     assert.equal(h!.service, 'test-app');
     await pub.close();
     await sub.close();
+  });
+
+  it('links submit → task.submit → task.run (each attempt) → handler in one trace across processes', async () => {
+    const submitter = await connect({ servers: ts.url });
+    const workerConn = await connect({ servers: ts.url });
+    let calls = 0;
+    const worker = new Worker(
+      workerConn,
+      {
+        'traced.resize': async (_args, ctx) => {
+          const span = app.startSpan(`handle traced.resize #${++calls}`, {
+            parent: ctx.traceparent,
+            kind: 'consumer',
+          });
+          span.end();
+          // The first attempt fails, so the trace shows a retry as a second run.
+          if (calls === 1) throw new Error('first attempt fails');
+          return 'ok';
+        },
+      },
+      { queues: ['traced'], concurrency: 1 },
+    );
+    try {
+      await worker.ready();
+      const root = app.startSpan('submit traced.resize', { kind: 'producer' });
+      const h = await submitter.tasks.submit(
+        'traced.resize',
+        { w: 1 },
+        { queue: 'traced', maxRetries: 1, retryDelayMs: 10, traceparent: root.traceparent },
+      );
+      root.end();
+      assert.equal(await h.wait(10_000), 'ok');
+      await app.flush();
+      await receiver.waitFor([
+        'submit traced.resize',
+        'task.submit traced.resize',
+        'task.run traced.resize',
+        'handle traced.resize #1',
+        'handle traced.resize #2',
+      ]);
+      const named = (n: string) => receiver.spans.filter((x) => x.name === n);
+      await until(() => named('task.run traced.resize').length === 2, 5000, 'the second run span');
+      const [root2] = named('submit traced.resize');
+      const [submit] = named('task.submit traced.resize');
+      const runs = named('task.run traced.resize');
+      const handles = ['#1', '#2'].map((n) => named(`handle traced.resize ${n}`)[0]!);
+      const all = [root2!, submit!, ...runs, ...handles];
+      assert.equal(new Set(all.map((x) => x.traceId)).size, 1, 'one trace');
+      assert.equal(submit!.parentSpanId, root2!.spanId, 'task.submit is a child of the submitter span');
+      for (const r of runs)
+        assert.equal(r.parentSpanId, submit!.spanId, 'each run is a child of task.submit');
+      assert.deepEqual(
+        handles.map((x) => x.parentSpanId).sort(),
+        runs.map((x) => x.spanId).sort(),
+        'each handler span is a child of its own run',
+      );
+      const outcome = (x: OtlpSpan) =>
+        (x as OtlpSpan & { attributes: { key: string; value: { stringValue?: string } }[] }).attributes.find(
+          (a) => a.key === 'task.outcome',
+        )?.value.stringValue;
+      assert.deepEqual(runs.map(outcome).sort(), ['retrying', 'succeeded']);
+      assert.equal(submit!.service, 'messaging_server');
+    } finally {
+      await worker.close({ timeoutMs: 500 });
+      await submitter.close();
+      await workerConn.close();
+    }
   });
 
   it('leaves messages without a traceparent untraced', async () => {
