@@ -1,12 +1,10 @@
 /**
  * deploy/scripts/backup.sh and recovery.sh end to end: a running server (the real binary, file engine,
- * temp dirs) with durable queues, dead letters, a stream and a durable stream reader is backed up while
- * a publisher keeps writing; the server is stopped and its data and config wiped; recovery.sh restores,
- * starts and waits for /health; every message is back. The times measured are the RPO/RTO figures of
- * docs/operations.md.
- *
- * Tasks (durable task state) are not covered yet: they are being added to the same file store by others.
- * When they land, add a task queue here; backup.sh copies whatever the store holds.
+ * temp dirs) with durable queues, dead letters, a stream, a durable stream reader, and tasks in every
+ * lasting state (queued, waiting for an ETA, succeeded with a result, failed with an error) plus a
+ * schedule, is backed up while a publisher keeps writing; the server is stopped and its data and config
+ * wiped; recovery.sh restores, starts and waits for /health; every message and task is back, and the
+ * queued tasks run. The times measured are the RPO/RTO figures of docs/operations.md.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -15,6 +13,7 @@ import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Connection } from '../../src/client/index.ts';
+import { UnrecoverableError, Worker } from '../../src/worker/index.ts';
 import { freePort } from '../helpers/child-server.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
@@ -133,6 +132,34 @@ test('backup.sh of a live server, wipe, recovery.sh: every message is back', asy
   const read = await nc.streams.read('events', { from: 'earliest', max: 100, reader: 'r1' });
   assert.equal(read.nextSeq, 101);
 
+  // Tasks: one that succeeded (with its result), one that failed (with its error), queued ones that no
+  // worker has taken yet, one waiting for its ETA, and a schedule.
+  const worker = new Worker(
+    nc,
+    {
+      add: async (args: { a: number; b: number }) => args.a + args.b,
+      broken: async () => {
+        throw new UnrecoverableError('disk on fire');
+      },
+    },
+    { queues: ['math'], concurrency: 2 },
+  );
+  await worker.ready();
+  const added = await nc.tasks.submit('add', { a: 2, b: 40 }, { queue: 'math' });
+  assert.equal(await added.wait(10_000), 42);
+  const broken = await nc.tasks.submit('broken', {}, { queue: 'math' });
+  await assert.rejects(broken.wait(10_000), /disk on fire/);
+  await worker.close({ timeoutMs: 1000 });
+  const queuedTasks = await Promise.all(
+    Array.from({ length: 20 }, (_, i) => nc.tasks.submit('report', { n: i }, { queue: 'reports' })),
+  );
+  const later = await nc.tasks.submit('report', { n: 'later' }, { queue: 'reports', countdownMs: 3_600_000 });
+  await nc.tasks.schedules.create({
+    id: 'nightly-report',
+    cron: '0 3 * * *',
+    task: nc.tasks.sig('report', { n: 'nightly' }, { queue: 'reports' }),
+  });
+
   // Backup while a publisher keeps writing: what it confirms during the backup may or may not be in it,
   // but whatever is in it must be whole.
   let live = 0;
@@ -204,6 +231,31 @@ test('backup.sh of a live server, wipe, recovery.sh: every message is back', asy
       events.map((_, i) => i + 1),
     );
     assert.equal(await restored.streams.readerPosition('events', 'r1'), 101);
+
+    // Tasks: finished ones with their result and error, waiting ones as they were, the schedule.
+    const addedBack = await restored.tasks.get(added.id);
+    assert.deepEqual([addedBack.state, addedBack.result], ['succeeded', 42]);
+    const brokenBack = await restored.tasks.get(broken.id);
+    assert.equal(brokenBack.state, 'failed');
+    assert.match(String(brokenBack.error?.message), /disk on fire/);
+    const laterBack = await restored.tasks.get(later.id);
+    assert.deepEqual([laterBack.state, laterBack.args], ['pending', { n: 'later' }]);
+    const schedule = await restored.tasks.schedules.get('nightly-report');
+    assert.deepEqual([schedule.enabled, schedule.cron], [true, '0 3 * * *']);
+    // The queued tasks are still queued — and run once a worker comes.
+    const ran: unknown[] = [];
+    const reporter = new Worker(restored, { report: async (args: { n: number }) => void ran.push(args.n) }, {
+      queues: ['reports'],
+      concurrency: 4,
+    });
+    await reporter.ready();
+    for (const h of queuedTasks) await restored.tasks.wait(h.id, 10_000);
+    await reporter.close({ timeoutMs: 1000 });
+    assert.deepEqual(
+      [...ran].sort((a, b) => Number(a) - Number(b)),
+      queuedTasks.map((_, i) => i),
+      'every queued task ran exactly once after the restore',
+    );
 
     t.diagnostic(
       `store ${(storeBytes / 1024).toFixed(0)} KiB; backup ${backup.ms.toFixed(0)} ms (server online, ` +
