@@ -120,7 +120,10 @@ export const monitoring = section('The admin port: health, readiness, metrics, a
   enable: bool(true, 'Serve /health, /ready, /metrics, the admin API and the dashboard on metrics_port.'),
   metrics_port: int(9090, 'Port of the admin listener; 0 picks a free port.', PORT),
   metrics_path: str('/metrics', 'Path of the Prometheus metrics endpoint.', { nonEmpty: true }),
-  enable_tracing: bool(false, 'Record OpenTelemetry traces of publish → route → deliver → handle and task submit → run.'),
+  enable_tracing: bool(
+    false,
+    'Record OpenTelemetry traces of publish → route → deliver → handle and task submit → run.',
+  ),
   jaeger_endpoint: str(
     '',
     'Jaeger collector endpoint traces are exported to, e.g. http://jaeger:14268/api/traces.',

@@ -13,6 +13,13 @@ import { until } from '../tasks/helpers.ts';
 import { hsToken, SECRET, startCaptured, tempDir, type CapturedServer } from './helpers.ts';
 
 type Task = { id: string; name: string; state: string };
+type AuditLine = {
+  event: string;
+  outcome: string;
+  actor: { subject: string };
+  resource?: { name: string };
+  source: { transport: string };
+};
 
 describe('task permissions (the `tasks` claim)', () => {
   let ts: CapturedServer;
@@ -238,7 +245,7 @@ describe('task permissions (the `tasks` claim)', () => {
       const records = readFileSync(auditFile, 'utf8')
         .split('\n')
         .filter(Boolean)
-        .map((l) => JSON.parse(l) as Record<string, any>);
+        .map((l) => JSON.parse(l) as AuditLine);
       const found = records.filter(
         (r) => r.outcome === 'denied' && r.actor.subject === 'alice' && r.resource?.name === 'payroll.run',
       );
