@@ -122,6 +122,21 @@ function checkStorage(c: Checker, cfg: ServerConfig): void {
       `storage = file needs persistence_path${c.unsetNote('message_bus.persistence_path')}`,
     );
   }
+  if (bus.storage === 'postgres') {
+    const db = cfg.database;
+    if (db.host.trim() === '') {
+      c.error(
+        ['database.host', 'message_bus.storage'],
+        `storage = postgres needs a database host${c.unsetNote('database.host')}: set DB_HOST or [database] host`,
+      );
+    }
+    if (db.database.trim() === '') {
+      c.error(
+        ['database.database', 'message_bus.storage'],
+        `storage = postgres needs a database name${c.unsetNote('database.database')}: set DB_NAME or [database] database`,
+      );
+    }
+  }
   const pool = cfg.database_pool;
   if (pool.min_connections > pool.max_connections) {
     c.error(

@@ -16,6 +16,7 @@ import type {
   QueueSpecInput,
   QueueStats,
   Storage,
+  StorageEvent,
   StreamMessage,
   StreamSpec,
   StreamSpecInput,
@@ -146,7 +147,55 @@ export class DurableMessaging {
     for (const spec of await storage.listQueues()) durable.addQueueRuntime(spec);
     for (const info of await storage.listStreams()) durable.addStreamRuntime(info);
     durable.scheduleTick(0);
+    // A store shared with other servers (PostgreSQL) reports their writes: deliver what they made ready.
+    durable.unwatch = storage.watch?.((event) => durable.onStorageEvent(event));
     return durable;
+  }
+
+  /** Stops listening to the shared store's events (set when the engine has them). */
+  private unwatch: (() => void) | undefined;
+
+  /**
+   * Another server wrote to the shared store. Only wake-ups: the storage holds the truth, so a lost or
+   * repeated event costs at most an empty `take` (and ticks and acks pump every queue anyway).
+   */
+  private onStorageEvent(event: StorageEvent): void {
+    if (this.closed) return;
+    if (event.kind === 'queue') this.pump(event.queue);
+    else if (event.kind === 'stream') this.announce(event.stream, event.seq);
+    else if (event.kind === 'declared' || event.kind === 'resync') {
+      void this.syncDeclarations(event.kind === 'resync').catch((err: unknown) =>
+        this.reportError(err, 'loading queues and streams declared by another server'),
+      );
+    }
+  }
+
+  /** Routes for queues and streams another server declared or deleted; `all`: wake everything too. */
+  private async syncDeclarations(all: boolean): Promise<void> {
+    const queues = await this.storage.listQueues();
+    const streams = await this.storage.listStreams();
+    const queueNames = new Set(queues.map((q) => q.name));
+    for (const spec of queues) if (!this.queues.has(spec.name)) this.addQueueRuntime(spec);
+    for (const [name, runtime] of this.queues) {
+      if (queueNames.has(name)) continue;
+      for (const entry of runtime.routes) this.queueRoutes.remove(entry);
+      for (const consumer of runtime.consumers) {
+        consumer.active = false;
+        this.consumersById.get(consumer.id)?.delete(consumer);
+      }
+      this.queues.delete(name);
+    }
+    const streamNames = new Set(streams.map((s) => s.name));
+    for (const info of streams) if (!this.streams.has(info.name)) this.addStreamRuntime(info);
+    for (const [name, runtime] of this.streams) {
+      if (streamNames.has(name)) continue;
+      for (const entry of runtime.routes) this.streamRoutes.remove(entry);
+      for (const tail of runtime.tails) tail.active = false;
+      this.streams.delete(name);
+    }
+    if (!all) return;
+    for (const name of this.queues.keys()) this.pump(name);
+    for (const info of streams) this.announce(info.name, info.last_seq);
   }
 
   get hasTargets(): boolean {
@@ -388,6 +437,8 @@ export class DurableMessaging {
         if (!progressed && !runtime.pumpAgain) return;
       }
     } catch (err) {
+      // Deleted while a take was on its way: nothing is wrong, there is just nothing left to deliver.
+      if (this.queues.get(runtime.spec.name) !== runtime) return;
       this.reportError(err, `delivering from queue ${runtime.spec.name}`);
       this.scheduleTick(1000);
     }
@@ -568,6 +619,7 @@ export class DurableMessaging {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.tickTimer);
+    this.unwatch?.();
     await this.storage.close();
   }
 

@@ -7,7 +7,6 @@ import type { ServerConfig } from '../config/index.ts';
 import { Broker } from '../core/broker.ts';
 import { DurableMessaging } from '../core/durable.ts';
 import { createStorage } from '../storage/index.ts';
-import { MessagingError } from '../protocol/index.ts';
 import { registerDurableCommands } from './durable-commands.ts';
 import { registerDurableRoutes } from './durable-routes.ts';
 import { registerTaskService } from '../tasks/index.ts';
@@ -190,7 +189,10 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
   };
 }
 
-/** Opens the configured storage engine and the durable layer on top of it (recovering a file store). */
+/**
+ * Opens the configured storage engine and the durable layer on top of it (recovering a file store;
+ * connecting to PostgreSQL and creating its tables for `storage = postgres`).
+ */
 async function openDurable(
   config: ServerConfig,
   logger: Logger,
@@ -199,13 +201,9 @@ async function openDurable(
 ): Promise<DurableMessaging> {
   const bus = config.message_bus;
   const log = logger.child({ module: 'storage' });
-  if (bus.storage === 'postgres') {
-    throw new MessagingError(
-      'BAD_REQUEST',
-      'storage = postgres is not available in this version; use storage = file (the default) or memory',
-    );
-  }
+  const db = config.database;
   const startedAt = Date.now();
+  // [database_pool] keys are the same settings as the [database] ones (reconciled by the config loader).
   const engine = await createStorage({
     engine: bus.storage,
     path: bus.persistence_path,
@@ -213,6 +211,29 @@ async function openDurable(
     batchSize: bus.batch_size,
     batchTimeoutMs: config.network_optimization.batch_timeout_ms,
     logger: log,
+    ...(bus.storage === 'postgres'
+      ? {
+          postgres: {
+            host: db.host,
+            port: db.port,
+            database: db.database,
+            user: db.username,
+            password: db.password,
+            poolMin: db.pool_size,
+            poolMax: db.max_pool_size,
+            connectionTimeoutMs: db.connection_timeout_ms,
+            idleTimeoutMs: db.idle_timeout_s * 1000,
+            observer: {
+              query: (seconds: number, ok: boolean) => {
+                metrics.dbQueries.inc();
+                metrics.dbQueryDuration.observe(seconds);
+                if (!ok) metrics.dbErrors.inc();
+              },
+              connections: (active: number) => metrics.dbConnectionsActive.set(active),
+            },
+          },
+        }
+      : {}),
   });
   // Encryption at rest wraps whichever engine was opened (a missing or wrong key stops the start here).
   let storage;
@@ -237,7 +258,8 @@ async function openDurable(
     {
       engine: bus.storage,
       path: bus.storage === 'file' ? bus.persistence_path : undefined,
-      fsync: bus.fsync,
+      fsync: bus.storage === 'file' ? bus.fsync : undefined,
+      database: bus.storage === 'postgres' ? `${db.host}:${db.port}/${db.database}` : undefined,
       ms: Date.now() - startedAt,
     },
     `storage open (${bus.storage})`,

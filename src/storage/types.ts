@@ -1,5 +1,5 @@
 /**
- * The storage contract, in queue terms. Every engine (memory, file, and later PostgreSQL) implements
+ * The storage contract, in queue terms. Every engine (memory, file, PostgreSQL) implements
  * `Storage` and passes `test/storage/conformance.ts`. Nothing here names files, rows or sockets: an engine
  * is free to keep its facts however it likes as long as the observable behaviour is the same.
  *
@@ -298,14 +298,75 @@ export interface Storage {
 
   /** Reclaims space of settled data now (engines also do it in the background). */
   compact(): Promise<void>;
+  /**
+   * Engines shared by several servers (PostgreSQL) report what the other servers wrote, so this one can
+   * wake its consumers, stream tails, task workers and scheduler. Absent on single-process engines.
+   * Returns a function that stops the listener.
+   */
+  watch?(listener: (event: StorageEvent) => void): () => void;
   /** Flushes and releases resources; later calls fail with STORAGE_FAILURE. */
   close(): Promise<void>;
 }
 
+/** A write made through another server sharing the store (see `Storage.watch`). */
+export type StorageEvent =
+  /** Messages of the queue became ready (published, requeued, replayed). */
+  | { kind: 'queue'; queue: string }
+  /** Queues or streams were declared or deleted. */
+  | { kind: 'declared' }
+  /** Message `seq` was recorded in the stream. */
+  | { kind: 'stream'; stream: string; seq: number }
+  /** Tasks of the queue became ready to claim. */
+  | { kind: 'tasks'; queue: string }
+  /** A pending or retrying task falls due at `at`. */
+  | { kind: 'task-due'; at: number }
+  /** The task reached a final state. */
+  | { kind: 'task-ended'; id: string }
+  /** Schedules were created, changed or removed. */
+  | { kind: 'schedules' }
+  /** Events may have been missed (the connection was lost): look at everything again. */
+  | { kind: 'resync' };
+
 export type FsyncPolicy = 'always' | 'batch' | 'none';
 
+/**
+ * Connection of the `postgres` engine: the seed's `[database]` / `[database_pool]` keys (DB_* environment
+ * variables override them). Several servers pointed at the same database and schema share every queue,
+ * stream, task and schedule.
+ */
+export interface PostgresOptions {
+  host: string;
+  port: number;
+  database: string;
+  user: string;
+  password?: string;
+  /** Schema holding the tables (created on open); default `messaging`. */
+  schema?: string;
+  /** Connections kept open (`pool_size` / `min_connections`). */
+  poolMin?: number;
+  /** Most connections opened (`max_pool_size` / `max_connections`). */
+  poolMax?: number;
+  /** How long to wait for a connection before failing with STORAGE_FAILURE. */
+  connectionTimeoutMs?: number;
+  /** Idle pooled connections are closed after this long. */
+  idleTimeoutMs?: number;
+  /** Server-side cap on one statement (0 = none). */
+  statementTimeoutMs?: number;
+  /** Told about every statement and the connections in use (the server feeds its `messaging_db_*` metrics). */
+  observer?: DbObserver;
+}
+
+export interface DbObserver {
+  /** One statement ran for `seconds`; `ok` false when it failed. */
+  query(seconds: number, ok: boolean): void;
+  /** Pool connections now checked out. */
+  connections(active: number): void;
+}
+
 export interface StorageOptions {
-  engine: 'memory' | 'file';
+  engine: 'memory' | 'file' | 'postgres';
+  /** Connection of the `postgres` engine. */
+  postgres?: PostgresOptions;
   /** Directory for the `file` engine (`persistence_path`). */
   path?: string;
   /** `always`: each confirm follows an fsync covering it; `batch`: group fsync; `none`: after write(). */

@@ -19,7 +19,7 @@ import {
   type TaskRecord,
   type TaskState,
 } from '../storage/task-types.ts';
-import type { Storage } from '../storage/types.ts';
+import type { Storage, StorageEvent } from '../storage/types.ts';
 import { Dispatcher, type Consumer, type ConsumerSpec, type WorkerInfo } from './dispatch.ts';
 import { TaskEvents, type WorkerEvent } from './events.ts';
 import { afterFailure, recordFromArgs, type FailureReport } from './model.ts';
@@ -151,10 +151,53 @@ export class TaskService {
     await this.refreshCounts();
     this.scheduler.start();
     this.dueAt(this.now());
+    // A store shared with other servers (PostgreSQL) reports their task writes: wake what they concern.
+    this.unwatch = this.storage.watch?.((event) => this.onStorageEvent(event));
+  }
+
+  private unwatch: (() => void) | undefined;
+
+  /**
+   * Another server changed tasks in the shared store. Wake-ups only — claims, ticks and schedule claims
+   * are atomic in the store, so reacting twice or late is harmless: tasks it queued are claimed by our
+   * workers, due times join our housekeeping, and a task it finished ends our `wait`s for it.
+   */
+  private onStorageEvent(event: StorageEvent): void {
+    if (this.closed) return;
+    switch (event.kind) {
+      case 'tasks':
+        this.dispatcher.wake([event.queue]);
+        break;
+      case 'task-due':
+        this.dueAt(event.at);
+        break;
+      case 'task-ended': {
+        if (!this.waiters.has(event.id)) break;
+        void this.storage.getTask(event.id).then(
+          (t) => {
+            if (!t || !isTerminal(t.state)) return;
+            for (const w of [...(this.waiters.get(t.id) ?? [])]) w(t);
+          },
+          () => undefined,
+        );
+        break;
+      }
+      case 'schedules':
+        this.scheduler.wake();
+        break;
+      case 'resync':
+        this.dispatcher.wake(this.dispatcher.list().flatMap((w) => w.queues));
+        this.scheduler.wake();
+        this.dueAt(this.now());
+        break;
+      default:
+        break;
+    }
   }
 
   close(): void {
     this.closed = true;
+    this.unwatch?.();
     clearTimeout(this.timer);
     clearInterval(this.countsTimer);
     this.scheduler.close();
