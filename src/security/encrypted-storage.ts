@@ -15,9 +15,11 @@
  * switched on and is returned as is; a payload with the magic that does not decrypt is an error
  * (STORAGE_FAILURE naming the message and key), never garbage handed to a consumer.
  *
- * Start-up check: a file engine's directory holds `encryption-keys.json`, one verifier per key id ever
- * used there (a known text sealed with that key). Opening refuses to start when a listed key is missing
- * from the key store or is not the same key — the clear error at start the operator needs.
+ * Start-up check: the data keeps a ledger of one verifier per key id ever used for it (a known text
+ * sealed with that key) — `encryption-keys.json` in a file engine's directory, the `meta` table of a
+ * PostgreSQL store (`Storage.readMeta`). Opening refuses to start when a listed key is missing from the
+ * key store or is not the same key — the clear error at start the operator needs. A key's verifier is
+ * written before the first record sealed with it.
  */
 import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
 import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -89,32 +91,75 @@ export function unseal(payload: Uint8Array, key: Buffer): Uint8Array {
 export interface EncryptionOptions {
   /** false: decrypt-only — existing sealed records stay readable, new ones are stored in the clear. */
   encrypt: boolean;
-  /** Directory of a file engine: where `encryption-keys.json` lives; absent for the memory engine. */
-  dataDir?: string;
+  /** Where key verifiers are recorded; absent for the memory engine (nothing outlives the process). */
+  ledger?: KeyLedger;
   /** Called before each seal (the key-rotation check; it may change the current key). */
   beforeSeal?: () => void;
 }
 
-/**
- * Checks `encryption-keys.json` in `dataDir` against the key store (see the module comment) and returns
- * the key ids it lists. Throws an Error whose message tells the operator what to restore.
- */
-export function checkStoredKeys(dataDir: string, keys: KeyStore): Set<string> {
+/** Where the key verifiers of the stored data are kept (see the module comment). */
+export interface KeyLedger {
+  /** The data it speaks for, in errors: "/var/lib/messaging/queue", "PostgreSQL schema messaging". */
+  readonly where: string;
+  /** Key id → verifier; empty while nothing was ever encrypted. */
+  load(): Promise<Record<string, string>>;
+  add(id: string, verifier: string): Promise<void>;
+}
+
+/** `encryption-keys.json` in a file engine's directory. */
+export function fileKeyLedger(dataDir: string): KeyLedger {
   const file = join(dataDir, CHECK_FILE);
-  if (!existsSync(file)) return new Set();
-  let listed: Record<string, string>;
-  try {
-    listed = (JSON.parse(readFileSync(file, 'utf8')) as { keys: Record<string, string> }).keys;
-  } catch (err) {
-    throw new Error(
-      `${file} is not readable JSON (${(err as Error).message}); it lists the keys the stored data needs`,
-    );
-  }
+  const read = (): Record<string, string> => {
+    if (!existsSync(file)) return {};
+    try {
+      return (JSON.parse(readFileSync(file, 'utf8')) as { keys: Record<string, string> }).keys;
+    } catch (err) {
+      throw new Error(
+        `${file} is not readable JSON (${(err as Error).message}); it lists the keys the stored data needs`,
+      );
+    }
+  };
+  return {
+    where: dataDir,
+    load: () => Promise.resolve(read()),
+    add(id, verifier) {
+      // Synchronous on purpose: the file is written before the caller's record is even handed over.
+      const listed = { ...read(), [id]: verifier };
+      const tmp = `${file}.tmp`;
+      writeFileSync(tmp, JSON.stringify({ format: 1, keys: listed }, null, 2) + '\n', { mode: 0o600 });
+      renameSync(tmp, file);
+      return Promise.resolve();
+    },
+  };
+}
+
+const META_PREFIX = 'encryption-key:';
+
+/** The engine's own named values (`Storage.readMeta`), when it has them: data kept away from this host. */
+export function storageKeyLedger(storage: Storage, where: string): KeyLedger | undefined {
+  const { readMeta, writeMeta } = storage;
+  if (!readMeta || !writeMeta) return undefined;
+  return {
+    where,
+    async load() {
+      const rows = await readMeta.call(storage, META_PREFIX);
+      return Object.fromEntries(Object.entries(rows).map(([k, v]) => [k.slice(META_PREFIX.length), v]));
+    },
+    // One row per key: servers rotating at the same time never overwrite each other's verifier.
+    add: (id, verifier) => writeMeta.call(storage, META_PREFIX + id, verifier),
+  };
+}
+
+/**
+ * Checks a ledger's verifiers against the key store and returns the key ids it lists. Throws an Error
+ * whose message tells the operator what to restore.
+ */
+export function checkStoredKeys(listed: Record<string, string>, where: string, keys: KeyStore): Set<string> {
   for (const [id, verifier] of Object.entries(listed)) {
     const key = keys.get(id);
     if (!key) {
       throw new Error(
-        `the data in ${dataDir} was encrypted with key "${id}", which is not in key_store ${keys.dir}: restore ${id}.key there`,
+        `the data in ${where} was encrypted with key "${id}", which is not in key_store ${keys.dir}: restore ${id}.key there`,
       );
     }
     let text: string;
@@ -125,16 +170,11 @@ export function checkStoredKeys(dataDir: string, keys: KeyStore): Set<string> {
     }
     if (text !== CHECK_TEXT) {
       throw new Error(
-        `key "${id}" in key_store ${keys.dir} is not the key the data in ${dataDir} was encrypted with (wrong key file)`,
+        `key "${id}" in key_store ${keys.dir} is not the key the data in ${where} was encrypted with (wrong key file)`,
       );
     }
   }
   return new Set(Object.keys(listed));
-}
-
-/** True when `dataDir` holds encrypted data (its key list exists). */
-export function hasStoredKeys(dataDir: string): boolean {
-  return existsSync(join(dataDir, CHECK_FILE));
 }
 
 /**
@@ -143,23 +183,48 @@ export function hasStoredKeys(dataDir: string): boolean {
  * decorator cannot fall behind the interface.
  */
 export class EncryptedStorage {
-  private readonly checked: Set<string>;
+  /** A verifier being recorded: writes wait for it, so no record is stored before its key is listed. */
+  private recording: Promise<void> | undefined;
 
   constructor(
     private readonly inner: Storage,
     private readonly keys: KeyStore,
     private readonly options: EncryptionOptions,
-  ) {
-    this.checked = options.dataDir ? checkStoredKeys(options.dataDir, keys) : new Set();
+    /** Key ids the ledger already lists. */
+    private readonly checked = new Set<string>(),
+  ) {}
+
+  /** Checks the ledger against the key store (the start-up check), then decorates `inner`. */
+  static async open(inner: Storage, keys: KeyStore, options: EncryptionOptions): Promise<EncryptedStorage> {
+    const ledger = options.ledger;
+    const checked = ledger ? checkStoredKeys(await ledger.load(), ledger.where, keys) : new Set<string>();
+    return new EncryptedStorage(inner, keys, options, checked);
+  }
+
+  /** Resolves once the verifier of every key used so far is recorded. */
+  private settled(): Promise<void> | undefined {
+    return this.recording;
   }
 
   /** The engine seen through the decorator. */
   asStorage(): Storage {
     const overrides: Partial<Storage> = {
-      // Writes: seal the payload.
-      append: (queues, message) => this.inner.append(queues, this.sealInput(message)),
-      publish: (targets, message) => this.inner.publish(targets, this.sealInput(message)),
-      streamAppend: (streams, message) => this.inner.streamAppend(streams, this.sealInput(message)),
+      // Writes: seal the payload (and wait for a new key's verifier, if one is being recorded).
+      append: async (queues, message) => {
+        const sealed = this.sealInput(message);
+        await this.settled();
+        return this.inner.append(queues, sealed);
+      },
+      publish: async (targets, message) => {
+        const sealed = this.sealInput(message);
+        await this.settled();
+        return this.inner.publish(targets, sealed);
+      },
+      streamAppend: async (streams, message) => {
+        const sealed = this.sealInput(message);
+        await this.settled();
+        return this.inner.streamAppend(streams, sealed);
+      },
       // Reads: open it again.
       take: async (queue, consumerId, max) =>
         (await this.inner.take(queue, consumerId, max)).map((d: Delivery) => ({
@@ -207,18 +272,17 @@ export class EncryptedStorage {
     const openOutcome = (o: TaskChangeOutcome): TaskChangeOutcome =>
       o.task ? { ...o, task: this.openTask(o.task) } : o;
     return {
-      submitTasks: async (records) =>
-        (await inner.submitTasks(records.map((r) => this.sealTask(r)))).map((r) => ({
-          ...r,
-          task: this.openTask(r.task),
-        })),
-      updateTasks: async (changes, options) =>
-        (
-          await inner.updateTasks(
-            changes.map((c) => this.sealChange(c)),
-            options?.add ? { ...options, add: options.add.map((r) => this.sealTask(r)) } : options,
-          )
-        ).map(openOutcome),
+      submitTasks: async (records) => {
+        const sealed = records.map((r) => this.sealTask(r));
+        await this.settled();
+        return (await inner.submitTasks(sealed)).map((r) => ({ ...r, task: this.openTask(r.task) }));
+      },
+      updateTasks: async (changes, options) => {
+        const sealed = changes.map((c) => this.sealChange(c));
+        const add = options?.add ? { ...options, add: options.add.map((r) => this.sealTask(r)) } : options;
+        await this.settled();
+        return (await inner.updateTasks(sealed, add)).map(openOutcome);
+      },
       claimTasks: async (targets, worker, max, lockMs) => {
         const r = await inner.claimTasks(targets, worker, max, lockMs);
         return { claimed: openAll(r.claimed), expired: openAll(r.expired) };
@@ -239,13 +303,21 @@ export class EncryptedStorage {
         );
         return { ...r, queued: openAll(r.queued), expired: openAll(r.expired), stalled: openAll(r.stalled) };
       },
-      putSchedule: async (s) => this.openSchedule(await inner.putSchedule(this.sealSchedule(s))),
+      putSchedule: async (s) => {
+        const sealed = this.sealSchedule(s);
+        await this.settled();
+        return this.openSchedule(await inner.putSchedule(sealed));
+      },
       getSchedule: async (id) => {
         const s = await inner.getSchedule(id);
         return s && this.openSchedule(s);
       },
       listSchedules: async () => (await inner.listSchedules()).map((s) => this.openSchedule(s)),
-      claimScheduleTick: (id, tick, task) => inner.claimScheduleTick(id, tick, this.sealTask(task)),
+      claimScheduleTick: async (id, tick, task) => {
+        const sealed = this.sealTask(task);
+        await this.settled();
+        return inner.claimScheduleTick(id, tick, sealed);
+      },
     };
   }
 
@@ -309,19 +381,34 @@ export class EncryptedStorage {
     return { ...s, task: { ...s.task, args: this.openValue(s.task.args, `schedule ${s.id}`) } };
   }
 
-  /** Adds `id` to the data directory's key list before the first record sealed with it is written. */
+  /** Lists `id` in the ledger; writes sealed with it wait for this (`settled`). */
   private recordKey(id: string, key: Buffer): void {
     this.checked.add(id);
-    const dir = this.options.dataDir;
-    if (!dir) return;
-    const file = join(dir, CHECK_FILE);
-    let listed: Record<string, string> = {};
-    if (existsSync(file))
-      listed = (JSON.parse(readFileSync(file, 'utf8')) as { keys: Record<string, string> }).keys;
-    listed[id] = Buffer.from(seal(Buffer.from(CHECK_TEXT, 'utf8'), id, key)).toString('base64');
-    const tmp = `${file}.tmp`;
-    writeFileSync(tmp, JSON.stringify({ format: 1, keys: listed }, null, 2) + '\n', { mode: 0o600 });
-    renameSync(tmp, file);
+    const ledger = this.options.ledger;
+    if (!ledger) return;
+    const verifier = Buffer.from(seal(Buffer.from(CHECK_TEXT, 'utf8'), id, key)).toString('base64');
+    const recording: Promise<void> = (this.recording ?? Promise.resolve())
+      .then(() => ledger.add(id, verifier))
+      .then(
+        () => {
+          if (this.recording === recording) this.recording = undefined;
+        },
+        (err: unknown) => {
+          // Not listed after all: the next write tries again, and this one fails with the reason.
+          this.checked.delete(id);
+          if (this.recording === recording) this.recording = undefined;
+          throw new MessagingError(
+            'STORAGE_FAILURE',
+            `could not record encryption key "${id}" with the data`,
+            {
+              cause: err,
+            },
+          );
+        },
+      );
+    // A failure is reported to the writes that wait for it; nobody waiting is no reason to crash.
+    recording.catch(() => undefined);
+    this.recording = recording;
   }
 
   private open(message: Message): Message {

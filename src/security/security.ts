@@ -14,7 +14,7 @@ import { formatConfig, type ServerConfig } from '../config/index.ts';
 import { MessagingError } from '../protocol/errors.ts';
 import type { Storage } from '../storage/types.ts';
 import { AuditLog, type AuditRecord } from './audit.ts';
-import { EncryptedStorage, hasStoredKeys } from './encrypted-storage.ts';
+import { EncryptedStorage, fileKeyLedger, storageKeyLedger } from './encrypted-storage.ts';
 import { HttpGuard } from './http-guard.ts';
 import { JwtService } from './jwt.ts';
 import { KeyStore } from './keystore.ts';
@@ -232,23 +232,30 @@ export class Security {
    * when it is off but the data directory holds encrypted records and a key store is set, in
    * decrypt-only mode so those records stay readable. Throws a start-up error for a missing or wrong key.
    */
-  protectStorage(storage: Storage, dataDir: string | undefined): Storage {
+  async protectStorage(storage: Storage, dataDir: string | undefined): Promise<Storage> {
     const enc = this.config.security.encryption;
-    const encrypted = dataDir !== undefined && hasStoredKeys(dataDir);
+    const ledger =
+      dataDir !== undefined
+        ? fileKeyLedger(dataDir)
+        : storageKeyLedger(storage, `the ${storage.engine} store`);
+    const listed = ledger ? await ledger.load() : {};
+    const encrypted = Object.keys(listed).length > 0;
     if (!enc.data_at_rest && !encrypted) return storage;
     if (!enc.data_at_rest && enc.key_store === '') {
       throw new Error(
-        `the data in ${dataDir} is encrypted (encryption-keys.json) but [security.encryption] key_store is not set`,
+        `the data in ${ledger?.where} is encrypted (it lists its keys) but [security.encryption] key_store is not set`,
       );
     }
     const keys = KeyStore.open(enc.key_store, { create: enc.data_at_rest });
     this.keyStore = keys;
     this.rotateIfDue('start');
-    const wrapped = new EncryptedStorage(storage, keys, {
-      encrypt: enc.data_at_rest,
-      ...(dataDir !== undefined ? { dataDir } : {}),
-      beforeSeal: this.keyCheck(),
-    }).asStorage();
+    const wrapped = (
+      await EncryptedStorage.open(storage, keys, {
+        encrypt: enc.data_at_rest,
+        ...(ledger ? { ledger } : {}),
+        beforeSeal: this.keyCheck(),
+      })
+    ).asStorage();
     this.log.info(
       {
         key_store: enc.key_store,

@@ -238,7 +238,10 @@ async function openDurable(
   // Encryption at rest wraps whichever engine was opened (a missing or wrong key stops the start here).
   let storage;
   try {
-    storage = security.protectStorage(engine, bus.storage === 'file' ? bus.persistence_path : undefined);
+    storage = await security.protectStorage(
+      engine,
+      bus.storage === 'file' ? bus.persistence_path : undefined,
+    );
   } catch (err) {
     await engine.close();
     throw err;

@@ -304,6 +304,13 @@ export interface Storage {
    * Returns a function that stops the listener.
    */
   watch?(listener: (event: StorageEvent) => void): () => void;
+  /**
+   * Small named values kept with the data, for layers above the engine whose facts must travel with it
+   * (the encryption key verifiers). Engines whose data lives away from this host (PostgreSQL) have them;
+   * a file store's callers keep such values in its directory, and the memory engine needs none.
+   */
+  readMeta?(prefix: string): Promise<Record<string, string>>;
+  writeMeta?(name: string, value: string): Promise<void>;
   /** Flushes and releases resources; later calls fail with STORAGE_FAILURE. */
   close(): Promise<void>;
 }

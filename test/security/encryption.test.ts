@@ -2,7 +2,7 @@
  * Encryption at rest: no plaintext in the file engine's raw segment files, key ids stored with each
  * record, rotation on demand (CLI, on a running server) and by age, old records readable after rotation
  * and restart, clear start-up errors for a missing or wrong key, decrypt-only mode, and the memory engine
- * through the same decorator.
+ * through the same decorator, and the PostgreSQL engine (ciphertext in the tables, its key ledger in them).
  */
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -14,6 +14,8 @@ import { MemoryStorage } from '../../src/storage/index.ts';
 import { EncryptedStorage, seal, unseal } from '../../src/security/encrypted-storage.ts';
 import { KeyStore } from '../../src/security/keystore.ts';
 import { UnrecoverableError, Worker } from '../../src/worker/index.ts';
+import pg from 'pg';
+import { createDatabase, dropDatabase, PG, uniqueDatabase } from '../helpers/postgres.ts';
 import { runCli, startCaptured, tempDir, waitFor, type CapturedServer } from './helpers.ts';
 
 /** Every byte of every file under `dir`. */
@@ -275,6 +277,75 @@ describe('encryption at rest: task data (file engine)', () => {
       await w.close({ timeoutMs: 500 }).catch(() => undefined);
       await c.close().catch(() => undefined);
       await ts.close();
+      rmSync(root, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('encryption at rest (PostgreSQL engine)', () => {
+  it('the database holds only ciphertext and the key ledger; a missing or wrong key stops the start', async () => {
+    const database = uniqueDatabase('enc');
+    await createDatabase(database);
+    const root = tempDir('enc-pg');
+    const keys = join(root, 'keys');
+    const secret = `PG-SECRET-${randomBytes(6).toString('hex')}`;
+    const config = {
+      'message_bus.storage': 'postgres',
+      'database.host': PG.host,
+      'database.port': String(PG.port),
+      'database.database': database,
+      'database.username': PG.user,
+      'security.encryption.data_at_rest': 'true',
+      'security.encryption.key_store': keys,
+    };
+    const db = new pg.Client({ ...PG, database, password: PG.password ?? '' });
+    try {
+      let ts = await startCaptured(config);
+      let c = await connect({ servers: `tcp://127.0.0.1:${ts.port}`, reconnect: false });
+      await c.queues.declare({ name: 'vault', bindings: ['vault.#'] });
+      await c.publishConfirmed('vault.a', secret);
+      const task = await c.tasks.submit('archive', { secret }, { queue: 'pg-enc' });
+      await c.close();
+      await ts.close();
+
+      await db.connect();
+      const raw = await db.query<{ text: string }>(
+        `SELECT encode(payload, 'escape') AS text FROM messaging.messages
+         UNION ALL SELECT rec::text FROM messaging.tasks`,
+      );
+      assert.ok(raw.rows.length >= 2);
+      for (const r of raw.rows) assert.equal(r.text.includes(secret), false, 'plaintext in the database');
+      const ledger = await db.query<{ name: string }>('SELECT name FROM messaging.meta');
+      const id = KeyStore.open(keys).current.id;
+      assert.deepEqual(
+        ledger.rows.map((r) => r.name),
+        [`encryption-key:${id}`],
+      );
+
+      const file = join(keys, `${id}.key`);
+      const saved = readFileSync(file, 'utf8');
+      writeFileSync(file, randomBytes(32).toString('base64'));
+      await assert.rejects(
+        startCaptured(config),
+        new RegExp(`key "${id}" .* is not the key the data in the postgres store`),
+      );
+      rmSync(file);
+      await assert.rejects(
+        startCaptured(config),
+        new RegExp(`encrypted with key "${id}", which is not in key_store`),
+      );
+      writeFileSync(file, saved, { mode: 0o600 });
+
+      ts = await startCaptured(config);
+      c = await connect({ servers: `tcp://127.0.0.1:${ts.port}`, reconnect: false });
+      const [m] = await c.queues.pull('vault', { max: 1 });
+      assert.equal(m?.string(), secret);
+      assert.deepEqual((await c.tasks.get(task.id)).args, { secret });
+      await c.close();
+      await ts.close();
+    } finally {
+      await db.end().catch(() => undefined);
+      await dropDatabase(database);
       rmSync(root, { recursive: true, force: true });
     }
   });

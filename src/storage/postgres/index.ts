@@ -73,6 +73,22 @@ export class PostgresStorage extends PgTaskEngine implements Storage {
     return this.listener.add(listener);
   }
 
+  async readMeta(prefix: string): Promise<Record<string, string>> {
+    const rows = await this.db.query<{ name: string; value: string }>(
+      // starts_with, not LIKE: the prefix is data, not a pattern.
+      'SELECT name, value FROM meta WHERE starts_with(name, $1) ORDER BY name',
+      [prefix],
+    );
+    return Object.fromEntries(rows.map((r) => [r.name, r.value]));
+  }
+
+  async writeMeta(name: string, value: string): Promise<void> {
+    await this.db.query(
+      'INSERT INTO meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = $2',
+      [name, value],
+    );
+  }
+
   async compact(): Promise<void> {
     this.lastSweep = Date.now();
     await this.db.tx(sweepBodies);

@@ -14,6 +14,7 @@
  * - `streams`, `stream_entries`, `readers`: the log, its sequence → message index and durable positions.
  * - `tasks`: the whole record as jsonb plus generated columns for the indexes claims and housekeeping use.
  * - `schedules`: the schedule record; its `last_tick` is advanced by a compare-and-set update.
+ * - `meta`: named values kept with the data by the layers above (`Storage.readMeta`/`writeMeta`).
  *
  * Times are float8 milliseconds (exact for integers, and the contract allows fractional ones). Queue and
  * stream specs are `json`, not `jsonb`, so they come back with their keys in the order they were declared.
@@ -146,6 +147,13 @@ const MIGRATIONS: string[] = [
   CREATE TABLE schedules (
     id text PRIMARY KEY,
     rec jsonb NOT NULL
+  );
+  `,
+  // 2: small values that travel with the data (the encryption key verifiers: Storage.readMeta).
+  `
+  CREATE TABLE meta (
+    name text PRIMARY KEY,
+    value text NOT NULL
   );
   `,
 ];
