@@ -319,7 +319,10 @@ export class TaskService {
     return new Promise((resolve) => {
       let set = this.waiters.get(id);
       if (!set) this.waiters.set(id, (set = new Set()));
+      let settled = false;
       const waiter = (task: TaskRecord): void => {
+        if (settled) return;
+        settled = true;
         clearTimeout(timer);
         set.delete(waiter);
         if (set.size === 0) this.waiters.delete(id);
@@ -332,6 +335,16 @@ export class TaskService {
         );
       }, timeoutMs);
       set.add(waiter);
+      // A store shared with other servers: the task may have ended there between the read above and
+      // now, when their `task-ended` event found no waiter yet. One more look closes that gap.
+      if (this.storage.watch) {
+        void this.storage.getTask(id).then(
+          (cur) => {
+            if (cur && isTerminal(cur.state)) waiter(cur);
+          },
+          () => undefined,
+        );
+      }
     });
   }
 
