@@ -1,6 +1,6 @@
 /**
  * The task half of the `Storage` implementation every engine shares. This is the one place where a task
- * changes state: every change goes through `transition()`, which checks `TASK_TRANSITIONS` and fills the
+ * changes state: every change goes through `transitionFact()` (task-rules.ts), which checks `TASK_TRANSITIONS` and fills the
  * fields that state implies, and each operation writes its changes as one journal record — applied
  * whole or not at all, like one of BullMQ's Lua scripts. Callers (the task service) say which change
  * they want and from which states; a change whose task has moved on meanwhile is refused, never merged.
@@ -9,9 +9,8 @@ import { MessagingError } from '../protocol/errors.ts';
 import type { TaskRec, TaskSetFact } from './internal/records.ts';
 import type { TaskEntry } from './internal/task-state.ts';
 import { QueueEngine } from './queue-engine.ts';
+import { checkTaskRecord, conflict, transitionFact } from './task-rules.ts';
 import {
-  canTransition,
-  INITIAL_TASK_STATES,
   isTerminal,
   type ClaimTarget,
   type ScheduleRecord,
@@ -26,70 +25,12 @@ import {
   type TaskTickResult,
 } from './task-types.ts';
 
-function conflict(message: string, details?: Record<string, unknown>): MessagingError {
-  return new MessagingError('TASK_CONFLICT', message, details ? { details } : undefined);
-}
-
 /** Records in the table are replaced, never mutated (see TaskEntry), so handing one out is safe. */
 function copy(r: TaskRecord): TaskRecord {
   return r;
 }
 
-function checkRecord(r: TaskRecord): void {
-  const bad = (why: string): never => {
-    throw new MessagingError('BAD_REQUEST', `task ${String(r?.id)}: ${why}`);
-  };
-  if (!r || typeof r !== 'object') bad('not a record');
-  if (typeof r.id !== 'string' || r.id.length === 0 || r.id.length > 128) bad('id must be 1-128 characters');
-  if (typeof r.name !== 'string' || r.name.length === 0) bad('name must be a non-empty string');
-  if (typeof r.queue !== 'string' || r.queue.length === 0) bad('queue must be a non-empty string');
-  if (!INITIAL_TASK_STATES.includes(r.state)) bad(`cannot be created in state ${String(r.state)}`);
-  if (!Number.isInteger(r.priority) || r.priority < 0 || r.priority > 5) bad('priority must be 0-5');
-}
-
 export abstract class TaskEngine extends QueueEngine {
-  /**
-   * The one transition function: the fields a change to `to` implies, on top of the caller's `set`.
-   * Throws TASK_CONFLICT for a change the table does not allow.
-   */
-  private transition(
-    e: TaskEntry,
-    to: TaskState | undefined,
-    set: TaskPatch | undefined,
-    now: number,
-  ): TaskSetFact {
-    const from = e.rec.state;
-    // Built field by field (no spread, no delete): facts are hot, and JSON-encoded for the journal.
-    const fact: TaskSetFact = { id: e.rec.id, updated_at: now };
-    if (set) {
-      const f = fact as Record<string, unknown>;
-      for (const key in set) {
-        if (key === 'state' || key === 'eta_in_ms' || key === 'id') continue;
-        const value = (set as Record<string, unknown>)[key];
-        if (value !== undefined) f[key] = value;
-      }
-      if (set.eta_in_ms !== undefined) fact.eta = now + set.eta_in_ms;
-    }
-    if (to === undefined || to === from) return fact;
-    if (!canTransition(from, to)) {
-      throw conflict(`task ${e.rec.id} cannot go from ${from} to ${to}`, { id: e.rec.id, state: from });
-    }
-    fact.state = to;
-    // `eta` stays as the last due time (it only matters while pending or retrying).
-    if (to === 'queued') fact.queued_at = now;
-    else if (to === 'retrying' || to === 'pending') {
-      if (typeof fact.eta !== 'number') fact.eta = now;
-    } else if (isTerminal(to)) {
-      fact.finished_at = now;
-      fact.delete_at = now + e.rec.result_ttl_ms;
-    }
-    // Leaving `running` releases the lock (unless the caller sets those fields itself).
-    if (from === 'running' && fact.worker === undefined && fact.lock_until === undefined) {
-      fact.unset = fact.unset ? [...fact.unset, 'worker', 'lock_until'] : ['worker', 'lock_until'];
-    }
-    return fact;
-  }
-
   private taskRec(rec: TaskRec): void {
     this.emit(rec);
   }
@@ -109,7 +50,7 @@ export abstract class TaskEngine extends QueueEngine {
     const batchKeys = new Map<string, TaskRecord>();
     const batchIds = new Map<string, TaskRecord>();
     for (const r of records) {
-      checkRecord(r);
+      checkTaskRecord(r);
       const known =
         t.get(r.id)?.rec ??
         batchIds.get(r.id) ??
@@ -164,7 +105,7 @@ export abstract class TaskEngine extends QueueEngine {
         outcomes.push({ ok: false, reason: 'holder', task: copy(e.rec) });
         continue;
       }
-      facts.push(this.transition(e, c.to, c.set, now));
+      facts.push(transitionFact(e.rec, c.to, c.set, now));
       seen.add(c.id);
       outcomes.push({ ok: true, id: c.id, from });
     }
@@ -173,7 +114,7 @@ export abstract class TaskEngine extends QueueEngine {
       throw conflict(`task ${refused.join(', ')} changed meanwhile; nothing was applied`, { ids: refused });
     }
     for (const r of options.add ?? []) {
-      checkRecord(r);
+      checkTaskRecord(r);
       if (t.get(r.id)) throw conflict(`task ${r.id} already exists`);
     }
     if (facts.length || options.add?.length) {
@@ -214,13 +155,13 @@ export abstract class TaskEngine extends QueueEngine {
       if (taken.has(e.h)) continue;
       taken.add(e.h);
       if (e.rec.expires !== undefined && e.rec.expires <= now) {
-        facts.push(this.transition(e, 'expired', undefined, now));
+        facts.push(transitionFact(e.rec, 'expired', undefined, now));
         expired.push(e);
         continue;
       }
       facts.push(
-        this.transition(
-          e,
+        transitionFact(
+          e.rec,
           'running',
           { worker, lock_until: now + lockMs, attempts: e.rec.attempts + 1, started_at: now },
           now,
@@ -344,10 +285,10 @@ export abstract class TaskEngine extends QueueEngine {
       t.due.pop();
       touched.add(e.h);
       if (e.rec.expires !== undefined && e.rec.expires <= now) {
-        facts.push(this.transition(e, 'expired', undefined, now));
+        facts.push(transitionFact(e.rec, 'expired', undefined, now));
         expired.push(e);
       } else {
-        facts.push(this.transition(e, 'queued', undefined, now));
+        facts.push(transitionFact(e.rec, 'queued', undefined, now));
         queued.push(e);
       }
     }
@@ -356,7 +297,7 @@ export abstract class TaskEngine extends QueueEngine {
       const e = t.at(t.expiry.peekVal())!;
       t.expiry.pop();
       touched.add(e.h);
-      facts.push(this.transition(e, 'expired', undefined, now));
+      facts.push(transitionFact(e.rec, 'expired', undefined, now));
       expired.push(e);
     }
     const stalled: TaskEntry[] = [];
@@ -366,7 +307,7 @@ export abstract class TaskEngine extends QueueEngine {
       t.locks.pop();
       touched.add(e.h);
       const d = onStalled(copy(e.rec));
-      facts.push(this.transition(e, d.to, d.set, now));
+      facts.push(transitionFact(e.rec, d.to, d.set, now));
       stalled.push(e);
     }
     while (t.top(t.purge, (k, h) => t.isPurgeable(k, h)) <= now) {
@@ -460,7 +401,7 @@ export abstract class TaskEngine extends QueueEngine {
     const s = this.state.tasks.schedules.get(id);
     if (!s) throw new MessagingError('NOT_FOUND', `schedule "${id}" does not exist`);
     if (!s.enabled || tick <= s.last_tick) return false;
-    checkRecord(task);
+    checkTaskRecord(task);
     if (this.state.tasks.get(task.id)) throw conflict(`task ${task.id} already exists`);
     this.taskRec({ t: 'task', add: [task], tick: { id, tick } });
     await this.durable();

@@ -26,7 +26,8 @@ import type { Sql } from './db.ts';
 import { TERMINAL_STATES } from './schema.ts';
 import { PgStreamEngine } from './streams.ts';
 import type { TxEffects } from './rows.ts';
-import { checkTaskRecord, conflict, transition, type Changed } from './task-rules.ts';
+import { checkTaskRecord, conflict } from '../task-rules.ts';
+import { transition, type Changed } from './task-rules.ts';
 
 type Row = { rec: TaskRecord };
 
