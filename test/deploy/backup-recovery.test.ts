@@ -15,10 +15,10 @@ import { join } from 'node:path';
 import { connect, type Connection } from '../../src/client/index.ts';
 import { UnrecoverableError, Worker } from '../../src/worker/index.ts';
 import { freePort } from '../helpers/child-server.ts';
+import { runDeployScript } from '../helpers/deploy-scripts.ts';
 
 const ROOT = new URL('../../', import.meta.url).pathname;
 const BIN = join(ROOT, 'bin/messaging_server.js');
-const SCRIPTS = join(ROOT, 'deploy/scripts');
 const dir = mkdtempSync(join(tmpdir(), 'messaging-backup-test-'));
 const pids: number[] = [];
 after(() => {
@@ -49,25 +49,6 @@ async function waitHealthy(adminPort: number, timeoutMs = 90_000): Promise<void>
     await new Promise((r) => setTimeout(r, 50));
   }
   throw new Error('server not ready in time');
-}
-
-/** Runs a deploy script without blocking the event loop (the test keeps publishing meanwhile). */
-async function runScript(script: string, args: string[], env: Record<string, string>) {
-  const started = performance.now();
-  const child = spawn('bash', [join(SCRIPTS, script), ...args], {
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 120_000);
-  const status = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  clearTimeout(timer);
-  const ms = performance.now() - started;
-  assert.equal(status, 0, `${script} failed (${status}):\n${stdout}\n${stderr}`);
-  return { stdout, stderr, ms };
 }
 
 /** Pulls a queue empty (acking nothing): returns the payloads. */
@@ -167,7 +148,7 @@ test('backup.sh of a live server, wipe, recovery.sh: every message is back', asy
   const publisher = (async () => {
     while (publishing) await nc.publish('orders.live', `live-${live++}`, { confirm: true });
   })();
-  const backup = await runScript('backup.sh', [], {
+  const backup = await runDeployScript('backup.sh', [], {
     MESSAGING_CONFIG: configFile,
     BACKUP_DIR: backupDir,
   });
@@ -190,7 +171,7 @@ test('backup.sh of a live server, wipe, recovery.sh: every message is back', asy
   const pidFile = join(dir, 'restored.pid');
   const logFile = join(dir, 'restored.log');
   const start = [process.execPath, ...serverArgs].map((a) => `'${a}'`).join(' ');
-  const recovery = await runScript('recovery.sh', [archive], {
+  const recovery = await runDeployScript('recovery.sh', [archive], {
     MESSAGING_CONFIG_DIR: configDir,
     MESSAGING_STOP_CMD: '', // already stopped above
     MESSAGING_START_CMD: `JWT_SECRET='${JWT_SECRET}' ${start} >'${logFile}' 2>&1 & echo $! >'${pidFile}'`,

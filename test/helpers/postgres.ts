@@ -4,12 +4,9 @@
  * schemas and databases per test run that the tests drop again, and `messaging_server` processes with
  * `storage = postgres`.
  */
-import { spawn } from 'node:child_process';
 import pg from 'pg';
 import type { PostgresOptions } from '../../src/storage/index.ts';
-import { freePort, type ChildServer } from './child-server.ts';
-
-const BIN = new URL('../../bin/messaging_server.js', import.meta.url).pathname;
+import { spawnServer, type ChildServer } from './child-server.ts';
 
 export const PG: PostgresOptions = {
   host: process.env.TEST_PG_HOST ?? '127.0.0.1',
@@ -81,43 +78,13 @@ export function postgresEnv(database: string): Record<string, string> {
  * Runs `bin/messaging_server.js` with `storage = postgres` on `database` (a real process, like production)
  * and resolves once it reports ready.
  */
-export async function startPostgresServer(
+export function startPostgresServer(
   database: string,
   env: Record<string, string> = {},
 ): Promise<ChildServer> {
-  const port = await freePort();
-  const adminPort = await freePort();
-  const child = spawn(
-    process.execPath,
-    [BIN, '--port', String(port), '--metrics-port', String(adminPort), '--storage', 'postgres'],
-    {
-      env: { PATH: process.env.PATH ?? '', MESSAGING_LOG_LEVEL: 'warn', ...postgresEnv(database), ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    },
+  return spawnServer(
+    ['--storage', 'postgres'],
+    { MESSAGING_LOG_LEVEL: 'warn', ...postgresEnv(database), ...env },
+    'SIGTERM',
   );
-  let out = '';
-  child.stdout!.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr!.on('data', (d: Buffer) => (out += d.toString()));
-  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`server exited early: ${out}`);
-    if (Date.now() > deadline) throw new Error(`server not ready in time: ${out}`);
-    const ready = await fetch(`http://127.0.0.1:${adminPort}/ready`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ready) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    child,
-    port,
-    adminPort,
-    output: () => out,
-    async kill(signal: NodeJS.Signals = 'SIGTERM') {
-      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      return exited;
-    },
-  };
 }

@@ -5,19 +5,16 @@
  * restarted server has everything back.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import pg from 'pg';
 import { connect } from '../../src/client/index.ts';
-import { freePort } from '../helpers/child-server.ts';
+import { spawnServer, type ChildServer } from '../helpers/child-server.ts';
+import { runDeployScript } from '../helpers/deploy-scripts.ts';
 import { createDatabase, dropDatabase, PG, uniqueDatabase } from '../helpers/postgres.ts';
 
-const ROOT = new URL('../../', import.meta.url).pathname;
-const BIN = join(ROOT, 'bin/messaging_server.js');
-const SCRIPTS = join(ROOT, 'deploy/scripts');
 const dir = mkdtempSync(join(tmpdir(), 'messaging-pg-backup-'));
 const database = uniqueDatabase('backup');
 const pids: number[] = [];
@@ -34,50 +31,11 @@ after(async () => {
   await dropDatabase(database);
 });
 
-async function startServer(configFile: string): Promise<{ port: number; stop(): Promise<void> }> {
-  const port = await freePort();
-  const adminPort = await freePort();
-  const child = spawn(
-    process.execPath,
-    [BIN, '--config', configFile, '--port', String(port), '--metrics-port', String(adminPort)],
-    { env: { PATH: process.env.PATH ?? '' }, stdio: 'ignore' },
-  );
-  pids.push(child.pid!);
-  const exited = new Promise((r) => child.once('exit', r));
-  const deadline = Date.now() + 30_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error('server exited early');
-    if (Date.now() > deadline) throw new Error('server not ready in time');
-    const ok = await fetch(`http://127.0.0.1:${adminPort}/ready`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return {
-    port,
-    async stop() {
-      child.kill('SIGTERM');
-      await exited;
-    },
-  };
-}
-
-async function runScript(script: string, args: string[], env: Record<string, string>): Promise<string> {
-  const child = spawn('bash', [join(SCRIPTS, script), ...args], {
-    env: { PATH: process.env.PATH ?? '', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+function startServer(configFile: string): Promise<ChildServer> {
+  return spawnServer(['--config', configFile], {}, 'SIGTERM').then((server) => {
+    pids.push(server.child.pid!);
+    return server;
   });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-  const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-  const status = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  clearTimeout(timer);
-  assert.equal(status, 0, `${script} failed (${status}):\n${stdout}\n${stderr}`);
-  return stdout;
 }
 
 test('backup.sh dumps the PostgreSQL store of a live server; recovery.sh restores it', async () => {
@@ -116,23 +74,23 @@ test('backup.sh dumps the PostgreSQL store of a live server; recovery.sh restore
 
   const backupDir = join(dir, 'backup');
   const archive = (
-    await runScript('backup.sh', [], {
+    await runDeployScript('backup.sh', [], {
       MESSAGING_CONFIG: configFile,
       BACKUP_DIR: backupDir,
       RETENTION_DAYS: '0',
     })
-  ).trim();
+  ).stdout.trim();
   assert.match(archive, /messaging_\d{8}_\d{6}\.tar\.gz$/);
 
   // Lose everything: the server stops and its tables go.
   await nc.close();
-  await server.stop();
+  await server.kill();
   const admin = new pg.Client({ ...PG, password: PG.password ?? '', database });
   await admin.connect();
   await admin.query('DROP SCHEMA messaging CASCADE');
   await admin.end();
 
-  await runScript('recovery.sh', [archive], {
+  await runDeployScript('recovery.sh', [archive], {
     MESSAGING_CONFIG_DIR: configDir,
     RESTORE_CONFIG: '0',
     MESSAGING_STOP_CMD: '',
@@ -163,6 +121,6 @@ test('backup.sh dumps the PostgreSQL store of a live server; recovery.sh restore
     assert.equal((await nc.tasks.get(queuedTask.id)).state, 'queued');
   } finally {
     await nc.close();
-    await server.stop();
+    await server.kill();
   }
 });
