@@ -25,10 +25,14 @@ import {
   encodePong,
   encodePub,
   errorFromWire,
+  messageFrameSize,
+  utf8Encode,
+  writeMessageFrame,
   messagingError,
   type ControlFrame,
   type ErrorCode,
   type Frame,
+  type MessageMeta,
   type MsgFrame,
 } from '../protocol/index.ts';
 import { TypedEmitter } from './events.ts';
@@ -137,6 +141,8 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   private serverIndex = 0;
 
   private readonly out = new Outbound(() => this.flushNow());
+  private lastTopic = '';
+  private lastTopicBytes: Uint8Array = EMPTY;
 
   private nextReqId = FIRST_REQ_ID;
   private readonly pending = new Map<number, PendingOp>();
@@ -148,11 +154,6 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   private queuesApi: Queues | undefined;
   private streamsApi: Streams | undefined;
   private tasksApi: Tasks | undefined;
-  /**
-   * Open frames (CMDs) of queue consumers and stream tails. On a reconnect they are regenerated from the
-   * live subscriptions like SUBs, so a copy still queued for the lost link must not go out as well.
-   */
-  private readonly openFrames = new WeakSet<Uint8Array>();
 
   private heartbeat: ReturnType<typeof setInterval> | undefined;
   private pingsOut = 0;
@@ -244,10 +245,14 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   publish(topic: string, payload: Payload, options: PublishOptions & { confirm: true }): Promise<PublishAck>;
   publish(topic: string, payload?: Payload, options?: PublishOptions): void | Promise<PublishAck>;
   publish(topic: string, payload: Payload = EMPTY, options?: PublishOptions): void | Promise<PublishAck> {
-    if (options?.confirm) return this.publishConfirmed(topic, payload, options);
+    if (options === undefined) {
+      this.writePub(topic, encodePayload(payload), EMPTY, undefined, undefined);
+      return;
+    }
+    if (options.confirm) return this.publishConfirmed(topic, payload, options);
     const bytes = encodePayload(payload);
-    this.checkPayload(bytes);
-    this.enqueueWork(encodePub(0, topic, bytes, { reply: options?.reply, ...buildEnvelope(options) }));
+    const { meta, msgId } = buildEnvelope(options);
+    this.writePub(topic, bytes, options.reply ? utf8Encode(options.reply) : EMPTY, meta, msgId);
   }
 
   /** Publishes and resolves with the server's OK body once the server accepted (and, for durable
@@ -387,7 +392,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     this.pingsOut = 0;
     if (isReconnect) {
       // Subscriptions first, so that held publishes and requests find them in place.
-      const held = this.out.takeForNewLink().filter((f) => !this.openFrames.has(f));
+      const held = this.out.takeForNewLink();
       for (const sub of this.subs.values()) this.writeSub(sub);
       for (const f of held) this.out.push(f, false);
     }
@@ -517,13 +522,15 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   private onMsg(frame: MsgFrame): void {
     const sub = this.subs.get(frame.sid);
     if (!sub) return; // unsubscribed while the message was in flight
-    // Copy: the parser hands out views into the read chunk, and messages may outlive it by far.
-    const payload = frame.payload.slice();
-    sub._deliver(
-      sub instanceof OpenedSubscription
-        ? sub.opener.wrap(frame, payload, this.responder)
-        : new Message(frame, payload, this.responder),
-    );
+    if (sub instanceof OpenedSubscription) {
+      // Durable deliveries are copied: they may wait unacknowledged for long, and a view would keep the
+      // whole read chunk alive with them.
+      sub._deliver(sub.opener.wrap(frame, frame.payload.slice(), this.responder));
+      return;
+    }
+    // No copy: the parser hands out views into the read chunk, which the transport never reuses (see
+    // `Transport.receive`); each message's bytes are its own range of it.
+    sub._deliver(new Message(frame, frame.payload, this.responder));
   }
 
   private onPong(): void {
@@ -620,6 +627,42 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     if (this.out.push(frame, this.state === 'connected')) this.flushNow();
   }
 
+  /**
+   * The fire-and-forget publish path: encodes the PUB straight into the outbound buffer, with no frame
+   * allocated per message. Same checks and bounds as `enqueueWork`.
+   */
+  private writePub(
+    topic: string,
+    payload: Uint8Array,
+    reply: Uint8Array,
+    meta: MessageMeta | undefined,
+    msgId: Uint8Array | undefined,
+  ): void {
+    if (this.state === 'closed') throw closedError('connection is closed');
+    this.checkPayload(payload);
+    const topicBytes = this.topicBytes(topic);
+    const metaBytes = meta ? utf8Encode(JSON.stringify(meta)) : EMPTY;
+    const size = messageFrameSize(topicBytes.length, reply.length, metaBytes.length, payload.length, msgId);
+    const live = this.state === 'connected';
+    if (!live && this.out.size + size > this.options.reconnectBufferBytes) {
+      throw closedError(
+        `not connected and the reconnect buffer is full (${this.options.reconnectBufferBytes} bytes)`,
+      );
+    }
+    const at = this.out.reserve(size);
+    writeMessageFrame(this.out.buffer, at, FrameType.PUB, 0, 0, msgId, topicBytes, reply, metaBytes, payload);
+    if (this.out.commit(size, live)) this.flushNow();
+  }
+
+  /** The UTF-8 bytes of `topic`; a publisher mostly repeats one topic, so the last one is kept. */
+  private topicBytes(topic: string): Uint8Array {
+    if (topic !== this.lastTopic) {
+      this.lastTopicBytes = utf8Encode(topic);
+      this.lastTopic = topic;
+    }
+    return this.lastTopicBytes;
+  }
+
   private flushNow(): void {
     if (this.link) this.out.flushTo(this.link.transport);
   }
@@ -666,9 +709,9 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
       },
     });
     if (opener) {
-      const frame = opener.openFrame(sub.sid, reqId);
-      this.openFrames.add(frame);
-      this.enqueue(frame);
+      // Regenerated from the live subscriptions on a reconnect, like SUBs: a copy still queued for the
+      // lost link must not go out as well.
+      if (this.out.push(opener.openFrame(sub.sid, reqId), this.state === 'connected', true)) this.flushNow();
       return;
     }
     const body: Record<string, unknown> = { sid: sub.sid, pattern: sub.pattern };

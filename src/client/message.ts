@@ -120,6 +120,7 @@ export interface Responder {
 
 const decoder = new TextDecoder();
 const EMPTY_HEADERS: Readonly<Record<string, string>> = Object.freeze({});
+const EMPTY_META: Readonly<MessageMeta> = Object.freeze({});
 
 /** A message delivered to a subscription. */
 export class Message {
@@ -127,7 +128,10 @@ export class Message {
   readonly topic: string;
   /** Topic to answer on, or '' when the publisher expects no answer. */
   readonly reply: string;
-  /** The raw bytes (owned by this message). */
+  /**
+   * The raw bytes. For pub/sub messages a view of the bytes as read from the connection (no copy: this
+   * message is the only one that refers to that range); durable deliveries carry a copy.
+   */
   readonly payload: Uint8Array;
   /** Every metadata field as sent, including ones this SDK version does not know. */
   readonly meta: Readonly<MessageMeta>;
@@ -146,10 +150,13 @@ export class Message {
     this.topic = frame.topic;
     this.reply = frame.reply;
     this.payload = payload;
-    this.meta = frame.meta ?? {};
+    // One shared empty object for the common message without metadata, instead of one per message.
+    this.meta = frame.meta ?? EMPTY_META;
     this.sid = frame.sid;
-    // Copied for the same reason as the payload: the frame is a view into a read buffer.
-    this.idBytes = frame.msgId?.slice();
+    // The id is a view into the read chunk like the payload; a caller that copied the payload wants
+    // nothing tied to that chunk, so the id is copied then too.
+    const id = frame.msgId;
+    this.idBytes = id !== undefined && payload !== frame.payload ? id.slice() : id;
   }
 
   /** Same as `payload`. */

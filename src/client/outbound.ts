@@ -2,32 +2,45 @@
  * The outbound frame queue. The first write of a tick schedules one flush (a microtask), and every frame
  * queued until then leaves in one `send` — one syscall, or one WebSocket message holding whole frames.
  * A tick that queues a lot flushes at once instead of growing without bound.
+ *
+ * Frames are written straight into one slab (publishes are encoded in place, see `reserve`), so queueing
+ * costs no allocation per frame and a flush hands the transport a view of the slab instead of a
+ * concatenated copy. The written part is never touched again — the next frames go after it, and a fresh
+ * slab is taken when little room is left — so a transport may keep the view until the bytes are sent.
+ *
+ * Frames stay self-delimiting in the slab (each starts with its length), which is all a reconnect needs
+ * to sort what is still queued (`takeForNewLink`).
  */
 import { FrameType } from '../protocol/index.ts';
 
 /** Flush at once when this much is queued, instead of waiting for the end of the tick. */
 export const FLUSH_THRESHOLD = 64 * 1024;
 
+/**
+ * First slab of a connection: small, since most connections send little. A busy one grows its slab to
+ * fit what it queues per flush, and fresh slabs keep that size.
+ */
+const INITIAL_SLAB_BYTES = 16 * 1024;
+/** Fresh slabs are not made bigger than this, even after one grew for a large message. */
+const MAX_FRESH_SLAB_BYTES = 256 * 1024;
+/** After a flush, start a fresh slab when less than this is left of the current one. */
+const MIN_ROOM = 4 * 1024;
+
 export interface FrameSink {
   send(bytes: Uint8Array): void;
 }
 
-function concat(chunks: Uint8Array[], total: number): Uint8Array {
-  if (chunks.length === 1) return chunks[0]!;
-  const out = new Uint8Array(total);
-  let o = 0;
-  for (const c of chunks) {
-    out.set(c, o);
-    o += c.length;
-  }
-  return out;
-}
-
 export class Outbound {
-  // Whole frames, kept separate until the flush so a reconnect can drop the ones tied to the old link.
-  private frames: Uint8Array[] = [];
-  private bytes = 0;
+  private slab = new Uint8Array(INITIAL_SLAB_BYTES);
+  /** Queued bytes are `slab[start..end)`. */
+  private start = 0;
+  private end = 0;
   private scheduled = false;
+  /**
+   * Positions (relative to `start`) of queued frames that a reconnect regenerates itself, such as the
+   * open commands of queue consumers: a copy still queued for the lost link must not go out as well.
+   */
+  private regenerated: number[] = [];
   /**
    * Batches written so far. A frame queued when this is N leaves in batch N + 1, so after a disconnect
    * at count F, anything dated N < F was written to the lost link and anything else is still here.
@@ -39,15 +52,31 @@ export class Outbound {
 
   /** Bytes queued and not yet written. */
   get size(): number {
-    return this.bytes;
+    return this.end - this.start;
   }
 
-  /** Queues a frame; when `live` (a link is up) schedules a flush or, past the threshold, asks for one now. */
-  push(frame: Uint8Array, live: boolean): boolean {
-    this.frames.push(frame);
-    this.bytes += frame.length;
+  /** The slab `reserve` returned an offset into (valid until the next reserve or push). */
+  get buffer(): Uint8Array {
+    return this.slab;
+  }
+
+  /**
+   * Room for a frame of `n` bytes: returns the offset in `buffer` to write it at. The caller writes
+   * exactly `n` bytes there, then calls `commit(n, live)`.
+   */
+  reserve(n: number): number {
+    if (this.end + n > this.slab.length) this.grow(n);
+    return this.end;
+  }
+
+  /**
+   * Queues the `n` bytes written after `reserve`; when `live` (a link is up) schedules a flush or, past
+   * the threshold, returns true: the owner should flush now.
+   */
+  commit(n: number, live: boolean): boolean {
+    this.end += n;
     if (!live) return false;
-    if (this.bytes >= FLUSH_THRESHOLD) return true;
+    if (this.end - this.start >= FLUSH_THRESHOLD) return true;
     if (!this.scheduled) {
       this.scheduled = true;
       queueMicrotask(() => {
@@ -58,30 +87,73 @@ export class Outbound {
     return false;
   }
 
+  /**
+   * Queues a frame (copied); see `commit` for `live` and the result. `regenerated` marks a frame the
+   * owner re-creates after a reconnect, so `takeForNewLink` leaves it out.
+   */
+  push(frame: Uint8Array, live: boolean, regenerated = false): boolean {
+    const at = this.reserve(frame.length);
+    if (regenerated) this.regenerated.push(at - this.start);
+    this.slab.set(frame, at);
+    return this.commit(frame.length, live);
+  }
+
   /** Writes everything queued to `sink` as one buffer. */
   flushTo(sink: FrameSink): void {
-    if (this.frames.length === 0) return;
-    const bytes = concat(this.frames, this.bytes);
-    this.frames = [];
-    this.bytes = 0;
+    if (this.end === this.start) return;
+    const bytes = this.slab.subarray(this.start, this.end);
+    this.start = this.end;
+    if (this.regenerated.length > 0) this.regenerated = [];
+    if (this.slab.length - this.end < MIN_ROOM) this.fresh(Math.min(this.slab.length, MAX_FRESH_SLAB_BYTES));
     this.flushCount++;
     sink.send(bytes);
   }
 
   /**
    * Before resubscribing on a new link: takes out what is still worth sending there. SUB and UNSUB are
-   * regenerated from the live subscriptions, and PONGs answered PINGs of the old link.
+   * regenerated from the live subscriptions (and so are frames pushed as `regenerated`), and PONGs
+   * answered PINGs of the old link.
    */
   takeForNewLink(): Uint8Array[] {
-    const held = this.frames.filter(
-      (f) => f[4] !== FrameType.SUB && f[4] !== FrameType.UNSUB && f[4] !== FrameType.PONG,
-    );
+    const held: Uint8Array[] = [];
+    const skip = new Set(this.regenerated);
+    const slab = this.slab;
+    for (let o = this.start; o < this.end;) {
+      const size = 4 + (((slab[o]! << 24) | (slab[o + 1]! << 16) | (slab[o + 2]! << 8) | slab[o + 3]!) >>> 0);
+      const type = slab[o + 4];
+      if (
+        type !== FrameType.SUB &&
+        type !== FrameType.UNSUB &&
+        type !== FrameType.PONG &&
+        !skip.has(o - this.start)
+      ) {
+        held.push(slab.slice(o, o + size));
+      }
+      o += size;
+    }
     this.clear();
     return held;
   }
 
   clear(): void {
-    this.frames = [];
-    this.bytes = 0;
+    this.fresh(INITIAL_SLAB_BYTES);
+  }
+
+  private grow(n: number): void {
+    // Queued bytes move to a new slab big enough for them and the new frame; the old slab may still be
+    // referenced by a transport (a view handed out by `flushTo`), so it is never written again.
+    const pending = this.slab.subarray(this.start, this.end);
+    const next = new Uint8Array(Math.max(this.slab.length, (pending.length + n) * 2));
+    next.set(pending, 0);
+    this.slab = next;
+    this.start = 0;
+    this.end = pending.length;
+  }
+
+  private fresh(size: number): void {
+    this.slab = new Uint8Array(size);
+    this.start = 0;
+    this.end = 0;
+    this.regenerated = [];
   }
 }

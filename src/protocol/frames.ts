@@ -152,31 +152,33 @@ export function utf8Decode(bytes: Uint8Array, start: number, end: number): strin
   }
 }
 
+// The last topic decoded, as bytes and string: a stream of messages mostly repeats one topic, and
+// comparing a few bytes is much cheaper than building the string again. One entry, module-wide: the
+// decoders run one at a time (no re-entrancy), whichever connection they serve.
+const TOPIC_CACHE_BYTES = 64;
+const cachedTopicBytes = new Uint8Array(TOPIC_CACHE_BYTES);
+let cachedTopicLength = -1;
+let cachedTopic = '';
+
+function decodeTopic(bytes: Uint8Array, start: number, end: number): string {
+  const n = end - start;
+  if (n === cachedTopicLength) {
+    let i = 0;
+    while (i < n && bytes[start + i] === cachedTopicBytes[i]) i++;
+    if (i === n) return cachedTopic;
+  }
+  const topic = utf8Decode(bytes, start, end);
+  if (n <= TOPIC_CACHE_BYTES) {
+    for (let i = 0; i < n; i++) cachedTopicBytes[i] = bytes[start + i]!;
+    cachedTopicLength = n;
+    cachedTopic = topic;
+  }
+  return topic;
+}
+
 function isAscii(text: string): boolean {
   for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) >= 0x80) return false;
   return true;
-}
-
-function utf8Length(text: string): number {
-  let n = 0;
-  for (let i = 0; i < text.length; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x80) n += 1;
-    else if (c < 0x800) n += 2;
-    else if (c >= 0xd800 && c <= 0xdbff) {
-      n += 4;
-      i++;
-    } else n += 3;
-  }
-  return n;
-}
-
-function writeUtf8(text: string, out: Uint8Array, offset: number, byteLength: number): void {
-  if (byteLength === text.length) {
-    for (let i = 0; i < text.length; i++) out[offset + i] = text.charCodeAt(i);
-  } else {
-    encoder.encodeInto(text, out.subarray(offset, offset + byteLength));
-  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -224,44 +226,104 @@ export function encodeMessage(
   payload: Uint8Array,
   msgId?: Uint8Array,
 ): Uint8Array {
+  const topicBytes = topic.length <= 64 && isAscii(topic) ? asciiBytes(topic) : encoder.encode(topic);
+  const replyBytes = reply ? encoder.encode(reply) : EMPTY;
+  const metaBytes = meta ? encoder.encode(JSON.stringify(meta)) : EMPTY;
+  const size = messageFrameSize(
+    topicBytes.length,
+    replyBytes.length,
+    metaBytes.length,
+    payload.length,
+    msgId,
+  );
+  const out = new Uint8Array(size);
+  writeMessageFrame(out, 0, type, id, flags, msgId, topicBytes, replyBytes, metaBytes, payload);
+  return out;
+}
+
+function asciiBytes(text: string): Uint8Array {
+  const out = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) out[i] = text.charCodeAt(i);
+  return out;
+}
+
+/**
+ * Bytes of a whole PUB/MSG frame (length prefix included) with these encoded parts. Throws BAD_REQUEST
+ * for a topic or reply that does not fit its 16-bit length, or a message id that is not 16 bytes — before
+ * anything is written, so a caller that reserves room first never leaves a half-written frame.
+ */
+export function messageFrameSize(
+  topicBytes: number,
+  replyBytes: number,
+  metaBytes: number,
+  payloadBytes: number,
+  msgId: Uint8Array | undefined,
+): number {
+  if (topicBytes > 0xffff || replyBytes > 0xffff) {
+    throw new MessagingError('BAD_REQUEST', 'topic and reply must each be shorter than 65536 bytes');
+  }
+  let idLen = 0;
   if (msgId) {
     if (msgId.length !== MESSAGE_ID_BYTES)
       throw new MessagingError('BAD_REQUEST', 'message id must be 16 bytes');
-    flags |= FLAG_HAS_ID;
-  } else flags &= ~FLAG_HAS_ID;
-  const topicLen = topic.length <= 64 && isAscii(topic) ? topic.length : utf8Length(topic);
-  const replyLen = reply ? utf8Length(reply) : 0;
-  const metaBytes = meta ? encoder.encode(JSON.stringify(meta)) : EMPTY;
-  if (topicLen > 0xffff || replyLen > 0xffff) {
-    throw new MessagingError('BAD_REQUEST', 'topic and reply must each be shorter than 65536 bytes');
+    idLen = MESSAGE_ID_BYTES;
   }
+  return 4 + 1 + 4 + 1 + idLen + 2 + topicBytes + 2 + replyBytes + 4 + metaBytes + payloadBytes;
+}
+
+/**
+ * Writes a PUB/MSG frame from already encoded parts into `out` at `offset`, which must have room for
+ * `messageFrameSize(...)` bytes (call it first: it validates). Lets a client encode a publish straight
+ * into its output buffer instead of allocating a frame per message. Returns the offset after the frame.
+ */
+export function writeMessageFrame(
+  out: Uint8Array,
+  offset: number,
+  type: typeof FrameType.PUB | typeof FrameType.MSG,
+  id: number,
+  flags: number,
+  msgId: Uint8Array | undefined,
+  topic: Uint8Array,
+  reply: Uint8Array,
+  meta: Uint8Array,
+  payload: Uint8Array,
+): number {
   const idLen = msgId ? MESSAGE_ID_BYTES : 0;
-  const length = 1 + 4 + 1 + idLen + 2 + topicLen + 2 + replyLen + 4 + metaBytes.length + payload.length;
-  const out = new Uint8Array(4 + length);
+  const length = 1 + 4 + 1 + idLen + 2 + topic.length + 2 + reply.length + 4 + meta.length + payload.length;
   // Plain byte stores: cheaper than a DataView per message on this hot path.
-  writeU32(out, 0, length);
-  out[4] = type;
-  writeU32(out, 5, id >>> 0);
-  out[9] = flags;
-  let o = 10;
+  writeU32(out, offset, length);
+  out[offset + 4] = type;
+  writeU32(out, offset + 5, id >>> 0);
+  out[offset + 9] = msgId ? flags | FLAG_HAS_ID : flags & ~FLAG_HAS_ID;
+  let o = offset + 10;
   if (msgId) {
     out.set(msgId, o);
     o += MESSAGE_ID_BYTES;
   }
-  out[o++] = topicLen >>> 8;
-  out[o++] = topicLen & 0xff;
-  writeUtf8(topic, out, o, topicLen);
-  o += topicLen;
-  out[o++] = replyLen >>> 8;
-  out[o++] = replyLen & 0xff;
-  if (replyLen) writeUtf8(reply, out, o, replyLen);
-  o += replyLen;
-  writeU32(out, o, metaBytes.length);
+  o = writeField16(out, o, topic);
+  o = writeField16(out, o, reply);
+  writeU32(out, o, meta.length);
   o += 4;
-  if (metaBytes.length) out.set(metaBytes, o);
-  o += metaBytes.length;
-  if (payload.length) out.set(payload, o);
-  return out;
+  if (meta.length) {
+    out.set(meta, o);
+    o += meta.length;
+  }
+  if (payload.length) {
+    out.set(payload, o);
+    o += payload.length;
+  }
+  return o;
+}
+
+/** A u16 length and the bytes; short fields by hand, where `set`'s fixed cost outweighs the copy. */
+function writeField16(out: Uint8Array, o: number, bytes: Uint8Array): number {
+  const n = bytes.length;
+  out[o] = n >>> 8;
+  out[o + 1] = n & 0xff;
+  o += 2;
+  if (n <= 32) for (let i = 0; i < n; i++) out[o + i] = bytes[i]!;
+  else out.set(bytes, o);
+  return o + n;
 }
 
 function writeU32(out: Uint8Array, o: number, v: number): void {
@@ -388,10 +450,22 @@ function decodeJsonObject(
  * PUB/MSG is returned as a view too (no copy), so callers that keep it past the current tick must copy.
  */
 export function decodeFrame(type: number, body: Uint8Array): Frame {
+  return decodeFrameBody(type, body, 0, body.length);
+}
+
+/**
+ * As `decodeFrame`, for a body lying at `start..end` of `bytes` — the parser decodes in place this way,
+ * without a view per frame.
+ */
+export function decodeFrameBody(type: number, bytes: Uint8Array, start: number, end: number): Frame {
   switch (type) {
+    case FrameType.PUB:
+    case FrameType.MSG:
+      return decodeMessage(type, bytes, start, end);
     case FrameType.PING:
     case FrameType.PONG:
-      if (body.length !== 0) throw bodyError(type, 'PING/PONG must have an empty body', body, 0);
+      if (end !== start)
+        throw bodyError(type, 'PING/PONG must have an empty body', bytes.subarray(start, end), 0);
       return { type };
     case FrameType.HELLO:
     case FrameType.WELCOME:
@@ -400,12 +474,10 @@ export function decodeFrame(type: number, body: Uint8Array): Frame {
     case FrameType.SUB:
     case FrameType.UNSUB:
     case FrameType.CMD: {
+      const body = bytes.subarray(start, end);
       if (body.length < 4) throw bodyError(type, 'missing request id', body, 0);
       return { type, reqId: readU32(body, 0), body: decodeJsonObject(type, body, 4, body.length) };
     }
-    case FrameType.PUB:
-    case FrameType.MSG:
-      return decodeMessage(type, body);
     default:
       throw new MessagingError(
         'UNKNOWN_FRAME_TYPE',
@@ -418,44 +490,64 @@ function readU32(b: Uint8Array, o: number): number {
   return ((b[o]! << 24) | (b[o + 1]! << 16) | (b[o + 2]! << 8) | b[o + 3]!) >>> 0;
 }
 
-/** Hot path: plain byte reads, no closures or DataView, and no copies (the payload is a view). */
+/** A malformed PUB/MSG body; offsets in the message are relative to the body, as the parser reports. */
+function messageError(
+  type: number,
+  what: string,
+  b: Uint8Array,
+  start: number,
+  end: number,
+  at: number,
+): MessagingError {
+  return bodyError(type, what, b.subarray(start, end), at - start);
+}
+
+/**
+ * Hot path: plain byte reads on the enclosing buffer, no closures or DataView, and no copies (payload,
+ * message id and `rest` are views). MSG frames get no `rest`: only a server forwards those bytes, and
+ * it forwards PUBs.
+ */
 function decodeMessage(
   type: typeof FrameType.PUB | typeof FrameType.MSG,
-  body: Uint8Array,
+  b: Uint8Array,
+  start: number,
+  end: number,
 ): PubFrame | MsgFrame {
-  const n = body.length;
-  if (n < 5) throw bodyError(type, 'truncated header', body, 0);
-  const id = readU32(body, 0);
-  const flags = body[4]!;
-  let o = 5;
+  if (end - start < 5) throw messageError(type, 'truncated header', b, start, end, start);
+  const id = readU32(b, start);
+  const flags = b[start + 4]!;
+  let o = start + 5;
   let msgId: Uint8Array | undefined;
   if (flags & FLAG_HAS_ID) {
-    if (o + MESSAGE_ID_BYTES > n) throw bodyError(type, 'truncated message id', body, o);
-    msgId = body.subarray(o, o + MESSAGE_ID_BYTES);
+    if (o + MESSAGE_ID_BYTES > end) throw messageError(type, 'truncated message id', b, start, end, o);
+    msgId = b.subarray(o, o + MESSAGE_ID_BYTES);
     o += MESSAGE_ID_BYTES;
   }
   const restStart = o;
-  if (o + 2 > n) throw bodyError(type, 'truncated topic length', body, o);
-  const topicLen = (body[o]! << 8) | body[o + 1]!;
+  if (o + 2 > end) throw messageError(type, 'truncated topic length', b, start, end, o);
+  const topicLen = (b[o]! << 8) | b[o + 1]!;
   o += 2;
-  if (o + topicLen > n) throw bodyError(type, 'truncated topic', body, o);
-  const topic = utf8Decode(body, o, o + topicLen);
+  if (o + topicLen > end) throw messageError(type, 'truncated topic', b, start, end, o);
+  const topic = decodeTopic(b, o, o + topicLen);
   o += topicLen;
-  if (o + 2 > n) throw bodyError(type, 'truncated reply length', body, o);
-  const replyLen = (body[o]! << 8) | body[o + 1]!;
+  if (o + 2 > end) throw messageError(type, 'truncated reply length', b, start, end, o);
+  const replyLen = (b[o]! << 8) | b[o + 1]!;
   o += 2;
-  if (o + replyLen > n) throw bodyError(type, 'truncated reply', body, o);
-  const reply = replyLen ? utf8Decode(body, o, o + replyLen) : '';
+  if (o + replyLen > end) throw messageError(type, 'truncated reply', b, start, end, o);
+  const reply = replyLen ? utf8Decode(b, o, o + replyLen) : '';
   o += replyLen;
-  if (o + 4 > n) throw bodyError(type, 'truncated metadata length', body, o);
-  const metaLen = readU32(body, o);
+  if (o + 4 > end) throw messageError(type, 'truncated metadata length', b, start, end, o);
+  const metaLen = readU32(b, o);
   o += 4;
-  if (o + metaLen > n) throw bodyError(type, 'truncated metadata', body, o);
-  const meta = metaLen ? (decodeJsonObject(type, body, o, o + metaLen) as MessageMeta) : undefined;
+  if (o + metaLen > end) throw messageError(type, 'truncated metadata', b, start, end, o);
+  let meta: MessageMeta | undefined;
+  if (metaLen) {
+    const body = b.subarray(start, end);
+    meta = decodeJsonObject(type, body, o - start, o - start + metaLen) as MessageMeta;
+  }
   o += metaLen;
-  const payload = body.subarray(o);
-  const rest = body.subarray(restStart);
+  const payload = b.subarray(o, end);
   return type === FrameType.PUB
-    ? { type, reqId: id, flags, msgId, topic, reply, meta, payload, rest }
-    : { type, sid: id, flags, msgId, topic, reply, meta, payload, rest };
+    ? { type, reqId: id, flags, msgId, topic, reply, meta, payload, rest: b.subarray(restStart, end) }
+    : { type, sid: id, flags, msgId, topic, reply, meta, payload };
 }

@@ -6,7 +6,7 @@
  * After an error the parser is poisoned: the connection must be closed (the error says why).
  */
 import { MessagingError } from './errors.ts';
-import { decodeFrame, frameTypeName, FrameType, type Frame } from './frames.ts';
+import { decodeFrameBody, frameTypeName, FrameType, type Frame } from './frames.ts';
 
 const enum State {
   /** Reading the 4-byte length prefix (possibly one byte at a time). */
@@ -17,7 +17,9 @@ const enum State {
   Failed,
 }
 
-const KNOWN_TYPES = new Set<number>(Object.values(FrameType));
+// A table indexed by the type byte: a plain load per frame instead of a Set lookup.
+const KNOWN_TYPES = new Uint8Array(256);
+for (const code of Object.values(FrameType)) KNOWN_TYPES[code] = 1;
 
 export class FrameParser {
   private state = State.Length;
@@ -50,7 +52,7 @@ export class FrameParser {
             ((chunk[i]! << 24) | (chunk[i + 1]! << 16) | (chunk[i + 2]! << 8) | chunk[i + 3]!) >>> 0;
           this.checkLength(len, chunk, i);
           if (n - i - 4 >= len) {
-            this.emit(chunk.subarray(i + 4, i + 4 + len));
+            this.emit(chunk, i + 4, i + 4 + len);
             i += 4 + len;
             this.offset += 4 + len;
             continue;
@@ -80,7 +82,7 @@ export class FrameParser {
           this.state = State.Length;
           this.lengthBytes = 0;
           this.length = 0;
-          this.emit(pending);
+          this.emit(pending, 0, pending.length);
         }
       }
     }
@@ -117,9 +119,10 @@ export class FrameParser {
     }
   }
 
-  private emit(frameBytes: Uint8Array): void {
-    const type = frameBytes[0]!;
-    if (!KNOWN_TYPES.has(type)) {
+  /** Decodes the frame at `start..end` of `bytes` (type byte first) in place. */
+  private emit(bytes: Uint8Array, start: number, end: number): void {
+    const type = bytes[start]!;
+    if (KNOWN_TYPES[type] === 0) {
       this.fail(
         new MessagingError(
           'UNKNOWN_FRAME_TYPE',
@@ -129,7 +132,7 @@ export class FrameParser {
     }
     let frame: Frame;
     try {
-      frame = decodeFrame(type, frameBytes.subarray(1));
+      frame = decodeFrameBody(type, bytes, start + 1, end);
     } catch (err) {
       this.fail(
         err instanceof MessagingError

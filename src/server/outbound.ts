@@ -17,13 +17,18 @@ export class OutboundBuffer {
     return this.end - this.start;
   }
 
+  /** The slab `reserve` returned an offset into (valid until the next reserve or push). */
+  get buffer(): Buffer {
+    return this.slab;
+  }
+
   /**
-   * Room for `n` more bytes; returns the slab and the offset to write at. The caller writes exactly `n`
-   * bytes there and then calls `commit(n)`.
+   * Room for `n` more bytes; returns the offset in `buffer` to write at (a number, not an object: this
+   * runs once per delivery). The caller writes exactly `n` bytes there and then calls `commit(n)`.
    */
-  reserve(n: number): { slab: Buffer; offset: number } {
+  reserve(n: number): number {
     if (this.end + n > this.slab.length) this.grow(n);
-    return { slab: this.slab, offset: this.end };
+    return this.end;
   }
 
   commit(n: number): void {
@@ -31,8 +36,8 @@ export class OutboundBuffer {
   }
 
   push(bytes: Uint8Array): void {
-    const { slab, offset } = this.reserve(bytes.length);
-    slab.set(bytes, offset);
+    const offset = this.reserve(bytes.length);
+    this.slab.set(bytes, offset);
     this.end += bytes.length;
   }
 

@@ -4,7 +4,7 @@
  * loop turn schedules one flush, so a burst of deliveries becomes one write.
  */
 import type { Logger } from 'pino';
-import type { Broker, RoutedMessage } from '../core/broker.ts';
+import type { Broker, PublishInput, RoutedMessage } from '../core/broker.ts';
 import type { PubSubMessage, Subscriber, Subscription } from '../core/pubsub.ts';
 import {
   encodeControl,
@@ -186,7 +186,6 @@ export class Session {
     this.send(encodePing());
   }
 
-  /** Delivers a routed message to subscription `sid`: one shared encoding, a patched 9-byte header each. */
   /**
    * Delivers a routed message to subscription `sid`. A message that arrived as a PUB frame is forwarded
    * from its encoded bytes (one copy, no re-encoding); others are encoded once and shared.
@@ -196,8 +195,8 @@ export class Session {
     const rest = message.rest;
     if (rest) {
       const size = msgFrameSize(rest.length);
-      const { slab, offset } = this.out.reserve(size);
-      writeMsgFrame(slab, offset, sid, message.msgId, rest);
+      const offset = this.out.reserve(size);
+      writeMsgFrame(this.out.buffer, offset, sid, message.msgId, rest);
       this.out.commit(size);
     } else {
       let frame = message.encoded;
@@ -209,7 +208,8 @@ export class Session {
         });
         (message as PubSubMessage).encoded = frame;
       }
-      const { slab, offset } = this.out.reserve(frame.length);
+      const offset = this.out.reserve(frame.length);
+      const slab = this.out.buffer;
       slab.set(frame, offset);
       setMsgSid(slab.subarray(offset, offset + 9), sid);
       this.out.commit(frame.length);
@@ -470,14 +470,8 @@ export class Session {
   private publish(frame: PubFrame): void {
     const reqId = frame.reqId;
     try {
-      const input = {
-        topic: frame.topic,
-        payload: frame.payload,
-        reply: frame.reply,
-        meta: frame.meta,
-        msgId: frame.msgId,
-        rest: frame.rest,
-      };
+      // The decoded frame has every field the broker reads: passed as is, no object per message.
+      const input: PublishInput & { reply: string } = frame;
       const broker = this.ctx.broker;
       const direct = frame.meta?.queue;
       this.guard?.checkPublish(frame.topic, typeof direct === 'string' ? direct : undefined);

@@ -487,6 +487,32 @@ describe('client subscriptions', () => {
     assert.deepEqual(got, ['{"n":1}']);
   });
 
+  it('each message keeps its own payload and id, whether frames came in one chunk or split', async () => {
+    const server = new FakeServer();
+    const c = await connectFake(server);
+    const sub = c.subscribe('many');
+    await sub.ready();
+    const idOf = (i: number): Uint8Array => Uint8Array.from({ length: 16 }, (_, k) => (i * 16 + k) & 0xff);
+    const frame = (i: number): Uint8Array =>
+      encodeMsg(sub.sid, 'many', new TextEncoder().encode(`m${i}`), { msgId: idOf(i) });
+    const all = (from: number, n: number): Uint8Array =>
+      new Uint8Array(Array.from({ length: n }, (_, k) => [...frame(from + k)]).flat());
+    server.last.send(all(0, 40));
+    const split = all(40, 40);
+    for (let o = 0; o < split.length; o += 7) server.last.send(split.subarray(o, o + 7));
+    const got = [];
+    for await (const m of sub) {
+      got.push(m);
+      if (got.length === 80) break;
+    }
+    got[0]!.payload.fill(0); // a message's bytes are its own: changing them touches no other message
+    assert.deepEqual(
+      got.slice(1).map((m) => m.string()),
+      Array.from({ length: 79 }, (_, i) => `m${i + 1}`),
+    );
+    got.forEach((m, i) => assert.deepEqual(m.idBytes, idOf(i)));
+  });
+
   it('max ends the subscription after N messages and tells the server', async () => {
     const server = new FakeServer();
     const c = await connectFake(server);

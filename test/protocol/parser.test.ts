@@ -10,7 +10,10 @@ import {
   encodePing,
   encodePong,
   encodePub,
+  FLAG_HAS_ID,
+  messageFrameSize,
   setMsgSid,
+  writeMessageFrame,
   PUB_FLAG_REQUEST,
   type Frame,
 } from '../../src/protocol/index.ts';
@@ -172,6 +175,60 @@ describe('FrameParser', () => {
         /malformed PUB frame: truncated topic/.test(e.message) &&
         /bytes:/.test(e.message),
     );
+  });
+
+  it('reports offsets relative to the frame body when the frame sits behind others in a chunk', () => {
+    const body = Uint8Array.of(0x10, 0, 0, 0, 0, 0, 0, 200, 0x61, 0x62, 0x63, 0x64);
+    const frame = concat([encodePing(), encodePing(), Uint8Array.of(0, 0, 0, body.length), body]);
+    assert.throws(
+      () => new FrameParser(MAX, () => {}).push(frame),
+      (e: MessagingError) => /truncated topic \(at body offset 7, bytes: .*00 c8 61 62/.test(e.message),
+    );
+  });
+
+  it('decodes each topic right when consecutive messages have topics of equal length', () => {
+    const topics = [
+      'a.b.c',
+      'a.b.d',
+      'a.b.c',
+      'ä.b.c',
+      'x'.repeat(70),
+      'x'.repeat(69) + 'y',
+      'a.b.c',
+      'a.b.c',
+    ];
+    const stream = concat(topics.map((t, i) => encodeMsg(i + 1, t, utf8(String(i)))));
+    for (const sizes of [[stream.length], [1], [7, 3]]) {
+      const frames = parseInChunks(stream, sizes);
+      assert.deepEqual(
+        frames.map((f) => (f.type === FrameType.MSG ? f.topic : '')),
+        topics,
+        `split ${sizes}`,
+      );
+    }
+  });
+
+  it('writes in place exactly what encodePub/encodeMsg allocate, and validates sizes first', () => {
+    const id = Uint8Array.from({ length: 16 }, (_, i) => i + 1);
+    const meta = { headers: { k: 'v' } };
+    const parts = [utf8('t.ü'), utf8('reply.x'), utf8(JSON.stringify(meta)), utf8('payload')] as const;
+    const size = messageFrameSize(parts[0].length, parts[1].length, parts[2].length, parts[3].length, id);
+    const out = new Uint8Array(size + 10).fill(0xee);
+    const end = writeMessageFrame(out, 5, FrameType.PUB, 9, PUB_FLAG_REQUEST, id, ...parts);
+    assert.equal(end, 5 + size);
+    const expected = encodePub(9, 't.ü', utf8('payload'), {
+      reply: 'reply.x',
+      meta,
+      msgId: id,
+      flags: PUB_FLAG_REQUEST,
+    });
+    assert.deepEqual(out.subarray(5, end), expected);
+    assert.equal(out[4], 0xee);
+    assert.equal(out[end], 0xee);
+    assert.equal(expected[9], PUB_FLAG_REQUEST | FLAG_HAS_ID);
+    assert.throws(() => messageFrameSize(0x10000, 0, 0, 0, undefined), { code: 'BAD_REQUEST' });
+    assert.throws(() => messageFrameSize(1, 0x10000, 0, 0, undefined), { code: 'BAD_REQUEST' });
+    assert.throws(() => messageFrameSize(1, 0, 0, 0, new Uint8Array(15)), { code: 'BAD_REQUEST' });
   });
 
   it('rejects control frames whose JSON is not an object', () => {
