@@ -181,6 +181,26 @@ export class Broker {
     return this.ids.next();
   }
 
+  private turnTime = 0;
+  private turnTimeValid = false;
+  private readonly endTurn = (): void => {
+    this.turnTimeValid = false;
+  };
+
+  /**
+   * The clock read once per turn of the event loop: the PUBs of one socket read are stamped with the
+   * same millisecond (the ids stay strictly increasing). Reading the clock per message cost about 7% of
+   * the server's time per pub/sub message.
+   */
+  private turnNow(): number {
+    if (!this.turnTimeValid) {
+      this.turnTime = Date.now();
+      this.turnTimeValid = true;
+      queueMicrotask(this.endTurn);
+    }
+    return this.turnTime;
+  }
+
   private prepare(input: PublishInput): RoutedMessage {
     // The topic is validated by the router on a cache miss; a cached topic was valid when cached.
     if (input.payload.length > this.options.maxPayloadBytes) {
@@ -194,7 +214,7 @@ export class Broker {
       reply: input.reply ?? '',
       meta: input.meta,
       payload: input.payload,
-      msgId: input.msgId ?? this.ids.next(),
+      msgId: input.msgId ?? this.ids.next(this.turnNow()),
       rest: input.rest,
     };
   }

@@ -9,7 +9,8 @@ const DECODE = new Map<string, number>([...ALPHABET].map((c, i) => [c, i]));
 /** Generates strictly increasing ids: within one millisecond the random part is incremented. */
 export class UlidGenerator {
   private lastTime = -1;
-  private readonly random = new Uint8Array(10);
+  /** The id last handed out (time bytes, then the random part): the next one is derived from it. */
+  private readonly last = new Uint8Array(16);
 
   /** Ids are carved from a shared block: one allocation per 256 ids instead of one per id. */
   private block = new Uint8Array(0);
@@ -26,24 +27,36 @@ export class UlidGenerator {
     return this.block.subarray(at, at + 16);
   }
 
+  /**
+   * Writes the next id at `offset`. Hot (one per published message): within a millisecond it is an
+   * increment of the previous id and a 16-byte copy, with the time bytes encoded once per millisecond.
+   */
   nextInto(out: Uint8Array, offset: number, now: number = Date.now()): void {
+    const id = this.last;
     if (now > this.lastTime) {
       this.lastTime = now;
-      globalThis.crypto.getRandomValues(this.random);
-      this.random[0]! &= 0x7f; // leave headroom so increments do not overflow within a millisecond
+      globalThis.crypto.getRandomValues(id.subarray(6));
+      id[6]! &= 0x7f; // leave headroom so increments do not overflow within a millisecond
+      this.writeTime();
     } else {
-      for (let i = 9; i >= 0; i--) {
-        this.random[i] = (this.random[i]! + 1) & 0xff;
-        if (this.random[i] !== 0) break; // wrapped to 0: carry into the next byte
-        if (i === 0) this.lastTime++; // 2^79 ids in one ms: borrow the next millisecond
+      for (let i = 15; i >= 6; i--) {
+        id[i] = (id[i]! + 1) & 0xff;
+        if (id[i] !== 0) break; // wrapped to 0: carry into the next byte
+        if (i === 6) {
+          this.lastTime++; // 2^79 ids in one ms: borrow the next millisecond
+          this.writeTime();
+        }
       }
     }
+    for (let i = 0; i < 16; i++) out[offset + i] = id[i]!;
+  }
+
+  private writeTime(): void {
     let t = this.lastTime;
     for (let i = 5; i >= 0; i--) {
-      out[offset + i] = t % 256;
+      this.last[i] = t % 256;
       t = Math.floor(t / 256);
     }
-    out.set(this.random, offset + 6);
   }
 }
 
