@@ -25,7 +25,7 @@ import { rabbitDurable } from './systems/rabbitmq-durable.ts';
 import { jetstreamDurable } from './systems/jetstream.ts';
 import { redisStreamsDurable } from './systems/redis-streams.ts';
 import { bullmqTasks } from './systems/bullmq.ts';
-import { oursDurable, oursDurableExtras } from './systems/ours-durable.ts';
+import { oursDurable, oursDurableExtras, oursDurablePostgres } from './systems/ours-durable.ts';
 import { oursTasks, oursTasksNoFsync } from './systems/ours-tasks.ts';
 
 export const SUITES = ['pubsub', 'reqrep', 'durable', 'tasks'] as const;
@@ -44,6 +44,7 @@ export const PRODUCT: Record<string, string> = {
 export const FAMILY: Record<string, 'ours' | 'nats' | 'redis' | 'mqtt' | 'rabbitmq'> = {
   ours: 'ours',
   'ours-nofsync': 'ours',
+  'ours-postgres': 'ours',
   nats: 'nats',
   jetstream: 'nats',
   redis: 'redis',
@@ -116,6 +117,7 @@ const PUBSUB: Array<Factory<PubSubSystem>> = [oursPubSub, natsPubSub, redisPubSu
 const REQREP: Array<Factory<ReqRepSystem>> = [oursReqRep, natsReqRep, redisReqRep, mqttReqRep, rabbitReqRep];
 const DURABLE: Array<Factory<DurableSystem>> = [
   oursDurable,
+  oursDurablePostgres,
   jetstreamDurable,
   rabbitDurable,
   redisStreamsDurable,

@@ -39,6 +39,8 @@ export interface OursServerOptions {
   dataDir?: string;
   /** `[message_bus] fsync` for the file engine (default batch: confirm after the group's fsync). */
   fsync?: 'always' | 'batch' | 'none';
+  /** The PostgreSQL engine on this database (DB_* variables) instead of the file engine. */
+  postgres?: { host: string; port: number; database: string; user: string; password: string };
 }
 
 /** Runs with the embedded file store, as deployed by default, so durable suites use real fsyncs. */
@@ -53,7 +55,7 @@ export async function startOursServer(options: OursServerOptions = {}): Promise<
     [
       'bin/messaging_server.js',
       '--storage',
-      'file',
+      options.postgres ? 'postgres' : 'file',
       '--data',
       dataDir,
       '--port',
@@ -63,7 +65,20 @@ export async function startOursServer(options: OursServerOptions = {}): Promise<
     ],
     {
       cwd: ROOT,
-      env: { ...process.env, MESSAGING_LOG_LEVEL: 'warn', MESSAGING_FSYNC: options.fsync ?? 'batch' },
+      env: {
+        ...process.env,
+        MESSAGING_LOG_LEVEL: 'warn',
+        MESSAGING_FSYNC: options.fsync ?? 'batch',
+        ...(options.postgres
+          ? {
+              DB_HOST: options.postgres.host,
+              DB_PORT: String(options.postgres.port),
+              DB_NAME: options.postgres.database,
+              DB_USER: options.postgres.user,
+              DB_PASSWORD: options.postgres.password,
+            }
+          : {}),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     },
   );

@@ -13,7 +13,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, type Connection } from '../../src/client/index.ts';
 import type { DurableExtras, DurableSystem, Endpoints, OnPayload } from '../types.ts';
-import { startOursServer } from '../lib/ours-server.ts';
+import pg from 'pg';
+import { startOursServer, type OursServer } from '../lib/ours-server.ts';
 import { closeAll, runTag, UnavailableError } from '../lib/util.ts';
 
 const PREFETCH = 100;
@@ -24,19 +25,82 @@ async function oursConnect(url: string | undefined, name: string, why?: string):
 }
 
 export function oursDurable(ep: Endpoints): DurableSystem {
+  return durableAdapter(ep, {
+    id: 'ours',
+    label: 'messaging-system',
+    notes: `durable queue on the file engine, direct publish with confirms, prefetch ${PREFETCH}, manual ack`,
+    fsync: 'fsync batch: each confirm follows the fsync of its write group (no confirm before fsync)',
+  });
+}
+
+/**
+ * The same clients against a server of our own on the PostgreSQL engine (the shared store of several
+ * servers), on a fresh database of the PostgreSQL running here (127.0.0.1:5432, user postgres, or
+ * BENCH_PG_HOST/PORT/USER/PASSWORD), dropped afterwards.
+ */
+export function oursDurablePostgres(ep: Endpoints): DurableSystem {
+  return durableAdapter(ep, {
+    id: 'ours-postgres',
+    label: 'messaging-system (PostgreSQL engine)',
+    notes: `as messaging-system, on its own server with storage = postgres (one transaction per publish and per ack batch)`,
+    fsync:
+      "PostgreSQL's: each confirm follows the commit of its transaction (synchronous_commit as configured here)",
+    postgres: true,
+  });
+}
+
+interface Variant {
+  id: string;
+  label: string;
+  notes: string;
+  fsync: string;
+  /** Start a server of our own on a fresh PostgreSQL database instead of using the harness's. */
+  postgres?: boolean;
+}
+
+const PG = {
+  host: process.env.BENCH_PG_HOST ?? '127.0.0.1',
+  port: Number(process.env.BENCH_PG_PORT ?? 5432),
+  user: process.env.BENCH_PG_USER ?? 'postgres',
+  password: process.env.BENCH_PG_PASSWORD ?? '',
+};
+
+/** Runs one statement on the `postgres` database (create and drop the benchmark's own database). */
+async function pgAdmin(sql: string): Promise<void> {
+  const client = new pg.Client({ ...PG, database: 'postgres' });
+  try {
+    await client.connect();
+    await client.query(sql);
+  } catch (err) {
+    throw new UnavailableError(`PostgreSQL at ${PG.host}:${PG.port}: ${(err as Error).message}`);
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function durableAdapter(ep: Endpoints, v: Variant): DurableSystem {
   const queue = `bench.durable.${runTag()}`;
+  const database = `bench_durable_${runTag().replace(/\W/g, '_')}`.toLowerCase();
   let producer: Connection | undefined;
   let consumer: Connection | undefined;
   let version: string | undefined;
+  let own: OursServer | undefined;
   return {
-    id: 'ours',
-    label: 'messaging-system',
+    id: v.id,
+    label: v.label,
     client: 'src/client',
-    notes: `durable queue on the file engine, direct publish with confirms, prefetch ${PREFETCH}, manual ack`,
-    fsync: 'fsync batch: each confirm follows the fsync of its write group (no confirm before fsync)',
+    notes: v.notes,
+    fsync: v.fsync,
     async setup() {
-      producer = await oursConnect(ep.oursUrl, 'bench-durable-producer', ep.oursUnavailable);
-      consumer = await oursConnect(ep.oursUrl, 'bench-durable-consumer', ep.oursUnavailable);
+      let url = ep.oursUrl;
+      if (v.postgres) {
+        if (!ep.oursUrl) throw new UnavailableError(ep.oursUnavailable ?? 'our server does not start');
+        await pgAdmin(`CREATE DATABASE "${database}"`);
+        own = await startOursServer({ postgres: { ...PG, database } });
+        url = own.url;
+      }
+      producer = await oursConnect(url, 'bench-durable-producer', ep.oursUnavailable);
+      consumer = await oursConnect(url, 'bench-durable-consumer', ep.oursUnavailable);
       version = producer.info.server_version;
       await producer.queues.declare({ name: queue });
     },
@@ -57,6 +121,12 @@ export function oursDurable(ep: Endpoints): DurableSystem {
     async close() {
       if (producer) await producer.queues.delete(queue).catch(() => undefined);
       await closeAll([producer, consumer].filter((c) => c !== undefined).map((c) => () => c.close()));
+      if (own) {
+        await own.stop();
+        own = undefined;
+      }
+      if (v.postgres)
+        await pgAdmin(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`).catch(() => undefined);
     },
   };
 }
