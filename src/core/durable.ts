@@ -278,7 +278,7 @@ export class DurableMessaging {
     for (const queue of targets.queues) this.pump(queue);
     if (message.deliver_at !== undefined) this.scheduleTick(message.deliver_at - this.now());
     if (message.ttl_ms !== undefined) this.scheduleTick(message.ttl_ms);
-    for (const [stream, seq] of Object.entries(result.streams)) this.announce(stream, seq);
+    for (const stream in result.streams) this.announce(stream, result.streams[stream]!);
   }
 
   // ----------------------------------------------------------------------------------------------------
@@ -344,20 +344,24 @@ export class DurableMessaging {
     let acked = 0;
     const unknown: string[] = [];
     let other: unknown;
+    // Out of the prefetch count at once, whatever the outcome (a failed ack forgets the delivery too):
+    // the storage has applied the acks, and new deliveries need not wait for the acks' fsync — only the
+    // answer to the consumer does.
+    const since = deliveryIds.map((id) => this.forget(consumerId, id));
     // All at once, so the whole batch shares one journal write and fsync instead of one each.
-    const results = await Promise.allSettled(
-      deliveryIds.map((id) => this.storage.ack(queue, consumerId, id)),
-    );
+    const pending = deliveryIds.map((id) => this.storage.ack(queue, consumerId, id));
+    this.pump(queue);
+    const results = await Promise.allSettled(pending);
+    const now = this.now();
     results.forEach((result, i) => {
-      const id = deliveryIds[i]!;
       if (result.status === 'fulfilled') {
         acked++;
-        this.settled(queue, consumerId, id, 'acked');
+        const at = since[i];
+        this.options.onSettled?.(queue, 'acked', at === undefined ? 0 : now - at);
         return;
       }
-      this.forget(consumerId, id);
       const err: unknown = result.reason;
-      if (err instanceof MessagingError && err.code === 'UNKNOWN_DELIVERY') unknown.push(id);
+      if (err instanceof MessagingError && err.code === 'UNKNOWN_DELIVERY') unknown.push(deliveryIds[i]!);
       else other ??= err;
     });
     this.pump(queue);
@@ -384,13 +388,16 @@ export class DurableMessaging {
   }
 
   private settled(queue: string, consumerId: string, deliveryId: string, outcome: 'acked' | 'failed'): void {
-    const since = this.holderOf(consumerId, deliveryId)?.inFlight.get(deliveryId);
-    this.forget(consumerId, deliveryId);
+    const since = this.forget(consumerId, deliveryId);
     this.options.onSettled?.(queue, outcome, since === undefined ? 0 : this.now() - since);
   }
 
-  private forget(consumerId: string, deliveryId: string): void {
-    this.holderOf(consumerId, deliveryId)?.inFlight.delete(deliveryId);
+  /** Stops counting a delivery against its consumer's prefetch; returns when it was handed out. */
+  private forget(consumerId: string, deliveryId: string): number | undefined {
+    const holder = this.holderOf(consumerId, deliveryId);
+    const at = holder?.inFlight.get(deliveryId);
+    holder?.inFlight.delete(deliveryId);
+    return at;
   }
 
   /**
@@ -437,8 +444,10 @@ export class DurableMessaging {
         if (!progressed && !runtime.pumpAgain) return;
       }
     } catch (err) {
-      // Deleted while a take was on its way: nothing is wrong, there is just nothing left to deliver.
-      if (this.queues.get(runtime.spec.name) !== runtime) return;
+      // Deleted while being pumped (the storage forgets it before the runtime goes): nothing is wrong,
+      // there is just nothing left to deliver.
+      const gone = err instanceof MessagingError && err.code === 'NOT_FOUND';
+      if (gone || this.queues.get(runtime.spec.name) !== runtime) return;
       this.reportError(err, `delivering from queue ${runtime.spec.name}`);
       this.scheduleTick(1000);
     }

@@ -46,6 +46,11 @@ export abstract class QueueEngine {
   protected closed = false;
   /** Set while the engine rebuilds its state; operations wait for it. */
   protected gate: Promise<void> | null = null;
+  /**
+   * The whole message while `publish` journals it: an engine that keeps bodies can keep this object
+   * instead of rebuilding it from the record's head and payload.
+   */
+  protected appending: Message | undefined;
   /** Delivery ids carry a per-open prefix so an id from before a restart can never match a new delivery. */
   private readonly epoch = randomBytes(4).toString('hex');
   private deliverySeq = 0;
@@ -59,7 +64,8 @@ export abstract class QueueEngine {
   /** Resolves once every record written so far is durable under the engine's policy. */
   protected abstract durable(): Promise<void>;
   protected abstract hooks(): StateHooks;
-  protected abstract load(refs: BodyRef[]): Promise<(Message | undefined)[]>;
+  /** `delivered`: the bodies are read for queue deliveries (an engine with a cache may drop them from it). */
+  protected abstract load(refs: BodyRef[], delivered?: boolean): Promise<(Message | undefined)[]>;
   abstract compact(): Promise<void>;
   abstract close(): Promise<void>;
 
@@ -163,11 +169,11 @@ export abstract class QueueEngine {
     targets: { queues?: readonly string[]; streams?: readonly string[] },
     input: MessageInput,
   ): Promise<AppendResult> {
-    await this.enter();
+    if (this.gate || this.closed) await this.enter();
     const now = this.now();
     const msg = normalizeMessage(input, now);
-    const qs = [...new Set(targets.queues ?? [])].map((n) => this.queue(n));
-    const ss = [...new Set(targets.streams ?? [])].map((n) => this.stream(n));
+    const qs = this.targets(targets.queues, (n) => this.queue(n));
+    const ss = this.targets(targets.streams, (n) => this.stream(n));
     if (qs.length + ss.length === 0)
       throw new MessagingError('BAD_REQUEST', 'a message needs at least one queue or stream');
     // All or nothing: refuse before anything is written if one reject-publish queue is full.
@@ -195,23 +201,35 @@ export abstract class QueueEngine {
     const ex = msg.ttl_ms !== undefined ? msg.timestamp + msg.ttl_ms : 0;
     const streams: Record<string, number> = {};
     for (const s of ss) streams[s.spec.name] = s.last + 1;
-    this.emit({
-      t: 'msg',
-      key,
-      head,
-      payload,
-      queues: qs.map((q) => ({ q: q.spec.name, o: key, dc: 0, nb, ex })),
-      streams: ss.map((s) => ({ s: s.spec.name, seq: s.last + 1 })),
-    });
+    this.appending = msg;
+    try {
+      this.emit({
+        t: 'msg',
+        key,
+        head,
+        payload,
+        queues: qs.map((q) => ({ q: q.spec.name, o: key, dc: 0, nb, ex })),
+        streams: ss.map((s) => ({ s: s.spec.name, seq: s.last + 1 })),
+      });
+    } finally {
+      this.appending = undefined;
+    }
     for (const s of ss) this.enforceRetention(s, now);
     await this.durable();
     return { id: msg.id, streams };
   }
 
+  /** Each named target once; a single name (nearly every publish) without building a set. */
+  private targets<T>(names: readonly string[] | undefined, find: (name: string) => T): T[] {
+    if (!names || names.length === 0) return [];
+    if (names.length === 1) return [find(names[0]!)];
+    return [...new Set(names)].map(find);
+  }
+
   // ---- consuming ---------------------------------------------------------------------------------
 
   async take(queue: string, consumerId: string, max: number): Promise<Delivery[]> {
-    await this.enter();
+    if (this.gate || this.closed) await this.enter();
     const q = this.queue(queue);
     if (!Number.isSafeInteger(max) || max < 0)
       throw new MessagingError('BAD_REQUEST', 'max must be a non-negative integer');
@@ -224,7 +242,7 @@ export abstract class QueueEngine {
     while (picked.length < max) {
       const slot = popReady(this.state, q);
       if (slot < 0) break;
-      const ex = e.expiresAt[slot]!;
+      const ex = e.expiresAtOf(slot);
       if (ex > 0 && ex <= now) {
         this.deadLetter(q, slot, 'expired', now);
         wrote = true;
@@ -242,7 +260,12 @@ export abstract class QueueEngine {
       picked.push({ slot, id, dc, ref: { h, key: this.state.bodies.key[h]! } });
     }
     const flushed = wrote ? this.durable() : undefined;
-    const messages = picked.length ? await this.load(picked.map((p) => p.ref)) : [];
+    const messages = picked.length
+      ? await this.load(
+          picked.map((p) => p.ref),
+          true,
+        )
+      : [];
     if (flushed) await flushed;
     const out: Delivery[] = [];
     picked.forEach((p, i) => {
@@ -266,7 +289,7 @@ export abstract class QueueEngine {
   }
 
   async ack(queue: string, consumerId: string, deliveryId: string): Promise<void> {
-    await this.enter();
+    if (this.gate || this.closed) await this.enter();
     const { slot } = this.delivery(queue, consumerId, deliveryId);
     this.emit({ t: 'ack', q: queue, key: this.state.keyOf(slot) });
     await this.durable();

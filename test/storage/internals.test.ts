@@ -1,11 +1,14 @@
-/** Unit tests for the storage building blocks: checksum, heap, hash map, record codec. */
+/** Unit tests for the storage building blocks: checksum, heap, key index, record codec, body cache. */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { decodeRecord, encodeHeader, encodeRecord, readHeader } from '../../src/storage/file/codec.ts';
+import { BodyCache } from '../../src/storage/file/cache.ts';
 import { crc32c } from '../../src/storage/file/crc32c.ts';
 import { PairHeap } from '../../src/storage/internal/heap.ts';
-import { NumMap } from '../../src/storage/internal/num-map.ts';
+import { KeyIndex } from '../../src/storage/internal/key-index.ts';
+import { BodyTable } from '../../src/storage/internal/tables.ts';
 import type { Rec } from '../../src/storage/internal/records.ts';
+import type { Message } from '../../src/storage/types.ts';
 import { seededRandom } from '../helpers/random.ts';
 
 const rng = seededRandom;
@@ -58,28 +61,38 @@ describe('PairHeap', () => {
   });
 });
 
-describe('NumMap', () => {
-  it('behaves like a Map under random sets and deletes, across growth and shrinking', () => {
+describe('KeyIndex', () => {
+  it('behaves like a Map under random inserts and deletes, across growth and shrinking', () => {
     const r = rng(3);
-    const map = new NumMap(4);
+    const bodies = new BodyTable();
+    const index = new KeyIndex(bodies, 4);
     const model = new Map<number, number>();
     for (let i = 0; i < 100_000; i++) {
       // Mostly sequential keys (like message keys), some large ones.
       const key = r() < 0.9 ? Math.floor(r() * 5000) : Math.floor(r() * 2 ** 52);
-      if (r() < 0.6) {
-        map.set(key, i);
-        model.set(key, i);
-      } else {
-        assert.equal(map.delete(key), model.delete(key));
-      }
+      const h = model.get(key);
+      if (h === undefined && r() < 0.6) {
+        // As the state does: the slot holds its key before the index learns it.
+        const slot = bodies.alloc();
+        bodies.key[slot] = key;
+        index.set(key, slot);
+        model.set(key, slot);
+      } else if (h !== undefined) {
+        assert.equal(index.delete(key), true);
+        bodies.release(h);
+        model.delete(key);
+      } else assert.equal(index.delete(key), false);
       if (i % 1000 === 0) {
-        assert.equal(map.size, model.size);
-        for (const [k, v] of model) assert.equal(map.get(k), v);
+        assert.equal(index.size, model.size);
+        for (const [k, v] of model) assert.equal(index.get(k), v);
       }
     }
-    for (const k of [...model.keys()]) map.delete(k);
-    assert.equal(map.size, 0);
-    assert.equal(map.get(1), undefined);
+    for (const [k, h] of [...model]) {
+      index.delete(k);
+      bodies.release(h);
+    }
+    assert.equal(index.size, 0);
+    assert.equal(index.get(1), undefined);
   });
 });
 
@@ -106,6 +119,54 @@ describe('record codec', () => {
     assert.equal(a.len + b.len, buf.length);
   });
 
+  it('round-trips every message field, dead-letter facts, carried marks and non-ASCII names', () => {
+    const recs: Rec[] = [
+      {
+        t: 'msg',
+        key: 2 ** 40 + 3,
+        head: {
+          id: '01JABCDEFGHJKMNPQRSTVWXYZ0',
+          topic: 'ordérs.ü',
+          headers: {},
+          priority: 0,
+          timestamp: 1_700_000_000_123,
+          ttl_ms: 5000,
+          deliver_at: 1_700_000_001_000,
+          correlation_id: 'c',
+          reply_to: 'inbox',
+          type: 'command',
+          trace_id: '00-1-2-01',
+        },
+        payload: new Uint8Array(0),
+        queues: [
+          { q: 'q1', o: 7, dc: 3, nb: 1_700_000_001_000, ex: 1_700_000_005_123 },
+          { q: 'quëue', o: 9, dc: 5, nb: 0, ex: 0, dead: { reason: 'rejected', at: 12, error: 'nö' } },
+        ],
+        streams: [
+          { s: 's1', seq: 1 },
+          { s: 'strëam', seq: 2 ** 33 },
+        ],
+        carried: true,
+      },
+      // Too wide for the binary head: written with the JSON head instead.
+      {
+        t: 'msg',
+        key: 1,
+        head: { id: 'i'.repeat(70_000), topic: 't', headers: { a: 'b' }, priority: 2, timestamp: 1 },
+        payload: Uint8Array.from([9]),
+        queues: [{ q: 'q', o: 1, dc: 0, nb: 0, ex: 0 }],
+        streams: [],
+      },
+      { t: 'ack', q: 'quëue', key: 2 ** 40 + 3 },
+      { t: 'requeue', q: 'q', key: 5, dc: 1, nb: 0 },
+    ];
+    for (const rec of recs) {
+      const r = decodeRecord(encodeRecord(rec), 0);
+      assert.ok(r.ok);
+      assert.deepEqual(r.rec, rec);
+    }
+  });
+
   it('reports every truncation as torn and every flipped byte as corrupt', () => {
     const buf = encodeRecord(msg);
     for (let cut = 0; cut < buf.length; cut++) {
@@ -126,5 +187,49 @@ describe('record codec', () => {
     h[9]! ^= 1;
     assert.equal(readHeader(h), -1);
     assert.equal(readHeader(new Uint8Array(3)), -1);
+  });
+});
+
+describe('BodyCache', () => {
+  const msg = (n: number): Message => ({
+    id: String(n),
+    topic: 't',
+    headers: {},
+    payload: new Uint8Array(744), // 1000 bytes with the per-entry overhead
+    priority: 2,
+    timestamp: n,
+  });
+
+  it('keeps the oldest messages of a backlog and leaves the newest out once written', () => {
+    let written = 0;
+    const cache = new BodyCache(10_000, () => written);
+    for (let h = 0; h < 20; h++) cache.put(h, h, msg(h), h + 1);
+    // Nothing was written yet: every entry is pinned, so all are still there.
+    for (let h = 0; h < 20; h++) assert.ok(cache.get(h, h), `pinned ${h}`);
+    written = 20;
+    cache.put(20, 20, msg(20), 21);
+    // The backlog's head stays; the spilled newer ones went once on disk.
+    for (let h = 0; h < 10; h++) assert.ok(cache.get(h, h), `head ${h}`);
+    assert.equal(cache.get(15, 15), undefined);
+  });
+
+  it('drops a delivered message only once its record is on disk', () => {
+    let written = 0;
+    const cache = new BodyCache(100_000, () => written);
+    cache.put(1, 1, msg(1), 1);
+    assert.ok(cache.get(1, 1, true));
+    assert.ok(cache.get(1, 1), 'pinned: still cached');
+    written = 1;
+    assert.ok(cache.get(1, 1, true));
+    assert.equal(cache.get(1, 1), undefined);
+  });
+
+  it('lets idle entries give way so new messages are cached again', () => {
+    const cache = new BodyCache(10_000, () => Infinity);
+    for (let h = 0; h < 10; h++) cache.put(h, h, msg(h));
+    // Four budgets of newer messages later, the never-read first ten are idle.
+    for (let h = 10; h < 60; h++) cache.put(h, h, msg(h));
+    assert.equal(cache.get(0, 0), undefined);
+    assert.ok(cache.get(59, 59));
   });
 });

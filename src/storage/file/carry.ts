@@ -29,10 +29,10 @@ export function* liveMessages(state: State, seg: number, buf: Buffer): Generator
       // In-flight entries are written as waiting: deliveries are not journaled and end with a restart.
       const fact: EntryFact = {
         q: q.spec.name,
-        o: e.order[s]!,
+        o: state.orderOf(s),
         dc: e.dc[s]!,
-        nb: e.notBefore[s]!,
-        ex: e.expiresAt[s]!,
+        nb: e.notBeforeOf(s),
+        ex: e.expiresAtOf(s),
       };
       const dead = q.dead.get(rec.key);
       if (dead && dead.slot === s) {

@@ -4,12 +4,25 @@
  *   segment  = header record*
  *   header   = "MSGLOG" 0x00 0x01 | u32 segment number | u32 CRC-32C of the preceding 12 bytes   (16 bytes)
  *   record   = u32 body length | u32 CRC-32C of body | body                                       (LE)
- *   body     = 0x01 JSON                                   — every record but messages
- *            | 0x02 u32 JSON length | JSON | payload bytes — `msg` records; the payload stays binary
+ *   body     = 0x01 JSON                                   — every record but messages and acks
+ *            | 0x02 u32 JSON length | JSON | payload bytes — `msg` records of earlier versions (read only)
+ *            | 0x03 binary msg                             — `msg` records (see below)
+ *            | 0x04 f64 key | str16 queue                  — `ack` records
  *
- * The checksum covers the whole body, so a torn or corrupt tail is detected and never half-applied.
+ *   binary msg = u8 flags (1 = carried, 2 = extras follow) | f64 key | f64 timestamp | u8 priority
+ *                | str16 id | str16 topic
+ *                | u16 n × (str16 queue | f64 order | u32 deliveries | f64 not-before | f64 expires-at)
+ *                | u16 n × (str16 stream | f64 seq)
+ *                | [u32 length | JSON {h?: rarer head fields, d?: {entry index: dead-letter fact}}]
+ *                | payload bytes
+ *   str16      = u16 byte length | UTF-8
+ *
+ * Messages and acks are nearly every record a busy queue writes, so their heads are binary: building and
+ * parsing JSON for them was most of the journal's CPU cost. Kinds 1 and 2 are still read, so segment
+ * files of earlier versions recover as they are. The checksum covers the whole body, so a torn or
+ * corrupt tail is detected and never half-applied.
  */
-import type { Rec } from '../internal/records.ts';
+import type { EntryFact, MessageHead, Rec } from '../internal/records.ts';
 import { crc32c } from './crc32c.ts';
 
 export const HEADER_BYTES = 16;
@@ -19,7 +32,12 @@ export const MAX_RECORD_BYTES = 256 * 1024 * 1024;
 
 const MAGIC = Buffer.from([0x4d, 0x53, 0x47, 0x4c, 0x4f, 0x47, 0x00, 0x01]); // "MSGLOG" v1
 const KIND_JSON = 1;
-const KIND_MSG = 2;
+const KIND_MSG_JSON = 2;
+const KIND_MSG = 3;
+const KIND_ACK = 4;
+
+const FLAG_CARRIED = 1;
+const FLAG_EXTRA = 2;
 
 export function encodeHeader(seg: number): Buffer {
   const b = Buffer.alloc(HEADER_BYTES);
@@ -38,33 +56,201 @@ export function readHeader(b: Uint8Array): number {
   return buf.readUInt32LE(8);
 }
 
-export function encodeRecord(rec: Rec): Buffer {
-  if (rec.t === 'msg') {
-    const { payload, ...rest } = rec;
-    const json = Buffer.from(JSON.stringify(rest));
-    const body = 1 + 4 + json.length + (payload?.length ?? 0);
-    const b = Buffer.allocUnsafe(FRAME_BYTES + body);
-    b.writeUInt32LE(body, 0);
-    b[8] = KIND_MSG;
-    b.writeUInt32LE(json.length, 9);
-    json.copy(b, 13);
-    if (payload) b.set(payload, 13 + json.length);
-    b.writeUInt32LE(crc32c(b, FRAME_BYTES), 4);
-    return b;
+// ---- strings -------------------------------------------------------------------------------------
+
+/** UTF-8 length of `s`; ASCII (nearly every name and id) without a call into the runtime. */
+function utf8Length(s: string): number {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) >= 0x80) return Buffer.byteLength(s, 'utf8');
+  return s.length;
+}
+
+/** Writes a str16 whose UTF-8 length `n` the caller measured; returns the offset after it. */
+function putStr(b: Buffer, o: number, s: string, n: number): number {
+  b[o] = n & 0xff;
+  b[o + 1] = n >>> 8;
+  o += 2;
+  if (n !== s.length) b.write(s, o, n, 'utf8');
+  else if (n <= 32) for (let i = 0; i < n; i++) b[o + i] = s.charCodeAt(i);
+  else b.write(s, o, n, 'latin1');
+  return o + n;
+}
+
+/**
+ * Recently decoded names: a journal repeats a few queue names and topics over and over, and comparing a
+ * few bytes is cheaper than building the string again (replay decodes millions of records).
+ */
+class NameCache {
+  private bytes = Buffer.alloc(64);
+  private len = -1;
+  private str = '';
+
+  get(buf: Buffer, start: number, end: number): string {
+    const n = end - start;
+    if (n === this.len) {
+      let i = 0;
+      while (i < n && buf[start + i] === this.bytes[i]) i++;
+      if (i === n) return this.str;
+    }
+    const s = buf.toString('utf8', start, end);
+    if (n <= 64) {
+      buf.copy(this.bytes, 0, start, end);
+      this.len = n;
+      this.str = s;
+    }
+    return s;
   }
-  const json = Buffer.from(JSON.stringify(rec));
-  const b = Buffer.allocUnsafe(FRAME_BYTES + 1 + json.length);
-  b.writeUInt32LE(1 + json.length, 0);
-  b[8] = KIND_JSON;
-  json.copy(b, 9);
+}
+
+const queueNames = new NameCache();
+const streamNames = new NameCache();
+const topics = new NameCache();
+
+// ---- encoding ------------------------------------------------------------------------------------
+
+type MsgRec = Extract<Rec, { t: 'msg' }>;
+
+/** Head fields with their own binary slot; any other field travels in the extras JSON. */
+const HEAD_CORE = new Set(['id', 'topic', 'headers', 'priority', 'timestamp']);
+
+function frame(body: number): Buffer {
+  const b = Buffer.allocUnsafe(FRAME_BYTES + body);
+  b.writeUInt32LE(body, 0);
+  return b;
+}
+
+function seal(b: Buffer): Buffer {
   b.writeUInt32LE(crc32c(b, FRAME_BYTES), 4);
   return b;
 }
+
+export function encodeRecord(rec: Rec): Buffer {
+  if (rec.t === 'msg') return encodeMsg(rec) ?? encodeMsgJson(rec);
+  if (rec.t === 'ack') {
+    const n = utf8Length(rec.q);
+    if (n <= 0xffff) {
+      const b = frame(1 + 8 + 2 + n);
+      b[8] = KIND_ACK;
+      b.writeDoubleLE(rec.key, 9);
+      putStr(b, 17, rec.q, n);
+      return seal(b);
+    }
+  }
+  const json = Buffer.from(JSON.stringify(rec));
+  const b = frame(1 + json.length);
+  b[8] = KIND_JSON;
+  json.copy(b, 9);
+  return seal(b);
+}
+
+/** The binary form, or undefined for a message it cannot hold (a field past its width). */
+function encodeMsg(rec: MsgRec): Buffer | undefined {
+  const head = rec.head;
+  const { priority, timestamp } = head;
+  if (!(priority >= 0 && priority <= 255 && Number.isInteger(priority)) || typeof timestamp !== 'number')
+    return undefined;
+  const qs = rec.queues;
+  const ss = rec.streams;
+  if (qs.length > 0xffff || ss.length > 0xffff) return undefined;
+  const idLen = utf8Length(head.id);
+  const topicLen = utf8Length(head.topic);
+  let size = 1 + 1 + 8 + 8 + 1 + 2 + idLen + 2 + topicLen + 2 + 2;
+  let wide = idLen > 0xffff || topicLen > 0xffff;
+  const qLens = new Array<number>(qs.length);
+  let dead: Record<number, unknown> | undefined;
+  for (let i = 0; i < qs.length; i++) {
+    const f = qs[i]!;
+    const n = utf8Length(f.q);
+    qLens[i] = n;
+    wide ||= n > 0xffff || !(f.dc >= 0 && f.dc <= 0xffffffff);
+    size += 2 + n + 8 + 4 + 8 + 8;
+    if (f.dead) (dead ??= {})[i] = f.dead;
+  }
+  const sLens = new Array<number>(ss.length);
+  for (let i = 0; i < ss.length; i++) {
+    const n = utf8Length(ss[i]!.s);
+    sLens[i] = n;
+    wide ||= n > 0xffff;
+    size += 2 + n + 8;
+  }
+  if (wide) return undefined;
+  let extra: Buffer | undefined;
+  let rare: Record<string, unknown> | undefined;
+  for (const k in head) {
+    const v = (head as unknown as Record<string, unknown>)[k];
+    if (v === undefined || (k === 'headers' ? isEmpty(head.headers) : HEAD_CORE.has(k))) continue;
+    (rare ??= {})[k] = v;
+  }
+  if (rare || dead) {
+    extra = Buffer.from(
+      JSON.stringify(rare && dead ? { h: rare, d: dead } : rare ? { h: rare } : { d: dead }),
+    );
+    size += 4 + extra.length;
+  }
+  const payload = rec.payload;
+  size += payload?.length ?? 0;
+
+  const b = frame(size);
+  let o = FRAME_BYTES;
+  b[o++] = KIND_MSG;
+  b[o++] = (rec.carried ? FLAG_CARRIED : 0) | (extra ? FLAG_EXTRA : 0);
+  b.writeDoubleLE(rec.key, o);
+  b.writeDoubleLE(timestamp, o + 8);
+  b[o + 16] = priority;
+  o = putStr(b, o + 17, head.id, idLen);
+  o = putStr(b, o, head.topic, topicLen);
+  b.writeUInt16LE(qs.length, o);
+  o += 2;
+  for (let i = 0; i < qs.length; i++) {
+    const f = qs[i]!;
+    o = putStr(b, o, f.q, qLens[i]!);
+    b.writeDoubleLE(f.o, o);
+    b.writeUInt32LE(f.dc, o + 8);
+    b.writeDoubleLE(f.nb, o + 12);
+    b.writeDoubleLE(f.ex, o + 20);
+    o += 28;
+  }
+  b.writeUInt16LE(ss.length, o);
+  o += 2;
+  for (let i = 0; i < ss.length; i++) {
+    o = putStr(b, o, ss[i]!.s, sLens[i]!);
+    b.writeDoubleLE(ss[i]!.seq, o);
+    o += 8;
+  }
+  if (extra) {
+    b.writeUInt32LE(extra.length, o);
+    extra.copy(b, o + 4);
+    o += 4 + extra.length;
+  }
+  if (payload?.length) b.set(payload, o);
+  return seal(b);
+}
+
+function isEmpty(o: Record<string, string> | undefined): boolean {
+  for (const _ in o) return false;
+  return true;
+}
+
+/** The JSON-head form of earlier versions: the fallback for a message the binary form cannot hold. */
+function encodeMsgJson(rec: MsgRec): Buffer {
+  const { payload, ...rest } = rec;
+  const json = Buffer.from(JSON.stringify(rest));
+  const b = frame(1 + 4 + json.length + (payload?.length ?? 0));
+  b[8] = KIND_MSG_JSON;
+  b.writeUInt32LE(json.length, 9);
+  json.copy(b, 13);
+  if (payload) b.set(payload, 13 + json.length);
+  return seal(b);
+}
+
+// ---- decoding ------------------------------------------------------------------------------------
 
 export type Scan =
   | { ok: true; rec: Rec; len: number }
   /** `torn`: the bytes end inside the record; `corrupt`: they are all there but wrong. */
   | { ok: false; why: 'torn' | 'corrupt'; detail: string };
+
+/** Thrown by the binary readers when a field runs past the record; reported as corrupt. */
+class Overrun extends Error {}
 
 /**
  * Decodes the record at `off` of `buf` (which may hold more records). A `msg` record's payload is a view
@@ -79,29 +265,120 @@ export function decodeRecord(buf: Buffer, off: number): Scan {
   if (end > buf.length) return { ok: false, why: 'torn', detail: `record of ${body} bytes cut short` };
   if (buf.readUInt32LE(off + 4) !== crc32c(buf, off + FRAME_BYTES, end))
     return { ok: false, why: 'corrupt', detail: 'checksum mismatch' };
+  const len = FRAME_BYTES + body;
   try {
     const kind = buf[off + FRAME_BYTES];
+    if (kind === KIND_MSG) return { ok: true, rec: decodeMsg(buf, off + FRAME_BYTES + 1, end), len };
+    if (kind === KIND_ACK) {
+      const o = off + FRAME_BYTES + 1;
+      if (o + 10 > end) throw new Overrun();
+      const key = buf.readDoubleLE(o);
+      const n = buf.readUInt16LE(o + 8);
+      if (o + 10 + n !== end) throw new Overrun();
+      return { ok: true, rec: { t: 'ack', q: queueNames.get(buf, o + 10, end), key }, len };
+    }
     if (kind === KIND_JSON) {
       const rec = JSON.parse(buf.toString('utf8', off + FRAME_BYTES + 1, end)) as Rec;
-      return { ok: true, rec, len: FRAME_BYTES + body };
+      return { ok: true, rec, len };
     }
-    if (kind === KIND_MSG) {
+    if (kind === KIND_MSG_JSON) {
       const jsonLen = buf.readUInt32LE(off + FRAME_BYTES + 1);
       const jsonStart = off + FRAME_BYTES + 5;
       if (jsonStart + jsonLen > end)
         return { ok: false, why: 'corrupt', detail: 'message header overruns record' };
       const rec = JSON.parse(buf.toString('utf8', jsonStart, jsonStart + jsonLen)) as Rec;
       if (rec.t !== 'msg') return { ok: false, why: 'corrupt', detail: 'message record of another type' };
-      // A plain Uint8Array view: consumers get the type the interface promises, not a Buffer.
-      rec.payload = new Uint8Array(
-        buf.buffer,
-        buf.byteOffset + jsonStart + jsonLen,
-        end - jsonStart - jsonLen,
-      );
-      return { ok: true, rec, len: FRAME_BYTES + body };
+      rec.payload = view(buf, jsonStart + jsonLen, end);
+      return { ok: true, rec, len };
     }
     return { ok: false, why: 'corrupt', detail: `unknown record kind ${String(kind)}` };
   } catch (err) {
+    if (err instanceof Overrun) return { ok: false, why: 'corrupt', detail: 'a field overruns the record' };
     return { ok: false, why: 'corrupt', detail: `undecodable: ${(err as Error).message}` };
   }
+}
+
+/** A plain Uint8Array view: consumers get the type the interface promises, not a Buffer. */
+function view(buf: Buffer, start: number, end: number): Uint8Array {
+  return new Uint8Array(buf.buffer, buf.byteOffset + start, end - start);
+}
+
+/**
+ * The binary reader's cursor: module state rather than closures, since decoding never re-enters and a
+ * closure per record costs more than the rest of the decoding (replay reads millions of them).
+ */
+const EMPTY_BUF = Buffer.alloc(0);
+let rbuf: Buffer = EMPTY_BUF;
+let rpos = 0;
+let rend = 0;
+
+function need(n: number): void {
+  if (rpos + n > rend) throw new Overrun();
+}
+
+function readStr(cache: NameCache | undefined): string {
+  need(2);
+  const n = rbuf[rpos]! | (rbuf[rpos + 1]! << 8);
+  need(2 + n);
+  const start = rpos + 2;
+  rpos = start + n;
+  return cache ? cache.get(rbuf, start, rpos) : rbuf.toString('utf8', start, rpos);
+}
+
+function decodeMsg(buf: Buffer, o: number, end: number): MsgRec {
+  rbuf = buf;
+  rpos = o;
+  rend = end;
+  need(18);
+  const flags = buf[o]!;
+  const key = buf.readDoubleLE(o + 1);
+  const timestamp = buf.readDoubleLE(o + 9);
+  const priority = buf[o + 17]!;
+  rpos = o + 18;
+  const id = readStr(undefined);
+  const topic = readStr(topics);
+  need(2);
+  const nq = buf.readUInt16LE(rpos);
+  rpos += 2;
+  const queues: EntryFact[] = new Array<EntryFact>(nq);
+  for (let i = 0; i < nq; i++) {
+    const q = readStr(queueNames);
+    need(28);
+    const p = rpos;
+    queues[i] = {
+      q,
+      o: buf.readDoubleLE(p),
+      dc: buf.readUInt32LE(p + 8),
+      nb: buf.readDoubleLE(p + 12),
+      ex: buf.readDoubleLE(p + 20),
+    };
+    rpos = p + 28;
+  }
+  need(2);
+  const ns = buf.readUInt16LE(rpos);
+  rpos += 2;
+  const streams: { s: string; seq: number }[] = new Array<{ s: string; seq: number }>(ns);
+  for (let i = 0; i < ns; i++) {
+    const s = readStr(streamNames);
+    need(8);
+    streams[i] = { s, seq: buf.readDoubleLE(rpos) };
+    rpos += 8;
+  }
+  const head = { id, topic, headers: {}, priority, timestamp } as MessageHead;
+  if (flags & FLAG_EXTRA) {
+    need(4);
+    const n = buf.readUInt32LE(rpos);
+    need(4 + n);
+    const extra = JSON.parse(buf.toString('utf8', rpos + 4, rpos + 4 + n)) as {
+      h?: Record<string, unknown>;
+      d?: Record<string, EntryFact['dead']>;
+    };
+    rpos += 4 + n;
+    if (extra.h) Object.assign(head, extra.h);
+    if (extra.d) for (const i in extra.d) if (queues[Number(i)]) queues[Number(i)]!.dead = extra.d[i];
+  }
+  const rec: MsgRec = { t: 'msg', key, head, payload: view(buf, rpos, end), queues, streams };
+  rbuf = EMPTY_BUF; // do not keep the segment's buffer alive
+  if (flags & FLAG_CARRIED) rec.carried = true;
+  return rec;
 }

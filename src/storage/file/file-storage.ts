@@ -79,6 +79,9 @@ export class FileStorage extends BaseStorage {
   private reclaimTimer: NodeJS.Timeout | null = null;
   private reclaiming: Promise<void> | null = null;
   private readonly dirLock: DirLock;
+  /** The last journal flush `durable()` handed out, and the same with storage errors. */
+  private flushed: Promise<void> | undefined;
+  private flushedWrapped: Promise<void> | undefined;
 
   /** Opens (creating if needed) the store at `options.path` and recovers its state. */
   static async open(options: FileStorageOptions): Promise<FileStorage> {
@@ -176,9 +179,15 @@ export class FileStorage extends BaseStorage {
   }
 
   protected durable(): Promise<void> {
-    return this.log.flush().catch((err: unknown) => {
-      throw storageError(err);
-    });
+    // Every operation of one group waits on the same flush: wrap it once, not once per operation.
+    const flush = this.log.flush();
+    if (flush !== this.flushed) {
+      this.flushed = flush;
+      this.flushedWrapped = flush.catch((err: unknown) => {
+        throw storageError(err);
+      });
+    }
+    return this.flushedWrapped!;
   }
 
   private stat(seg: number): SegStat {
@@ -197,8 +206,11 @@ export class FileStorage extends BaseStorage {
         const st = this.stat(b.seg[h]!);
         st.live++;
         st.liveBytes += b.len[h]!;
-        if (!this.recovering && rec.payload)
-          this.cache.put(h, rec.key, { ...rec.head, payload: rec.payload }, this.log.lastGroup);
+        if (!this.recovering && rec.payload) {
+          const m = this.appending;
+          const msg = m && m.payload === rec.payload ? m : { ...rec.head, payload: rec.payload };
+          this.cache.put(h, rec.key, msg, this.log.lastGroup);
+        }
       },
       bodyFreed: (h) => {
         const b = this.state.bodies;
@@ -250,12 +262,12 @@ export class FileStorage extends BaseStorage {
 
   // ---- reading bodies ----------------------------------------------------------------------------
 
-  protected async load(refs: BodyRef[]): Promise<(Message | undefined)[]> {
+  protected async load(refs: BodyRef[], delivered = false): Promise<(Message | undefined)[]> {
     const out: (Message | undefined)[] = new Array(refs.length);
     const misses: { i: number; h: number; key: number; seg: number; off: number; len: number }[] = [];
     const b = this.state.bodies;
     refs.forEach((r, i) => {
-      const hit = this.cache.get(r.h, r.key);
+      const hit = this.cache.get(r.h, r.key, delivered);
       if (hit) out[i] = hit;
       else if (b.key[r.h] === r.key)
         misses.push({ i, h: r.h, key: r.key, seg: b.seg[r.h]!, off: b.off[r.h]!, len: b.len[r.h]! });
@@ -278,12 +290,12 @@ export class FileStorage extends BaseStorage {
       }
       const run = misses.slice(i, j);
       reads.push(
-        this.readRun(run[0]!.seg, run[0]!.off, end - run[0]!.off, run).then(
+        this.readRun(run[0]!.seg, run[0]!.off, end - run[0]!.off, run, delivered).then(
           (msgs) => run.forEach((m, k) => void (out[m.i] = msgs[k])),
           () =>
-            Promise.all(run.map((m) => this.readBody(m.h, m.key).then((msg) => void (out[m.i] = msg)))).then(
-              () => undefined,
-            ),
+            Promise.all(
+              run.map((m) => this.readBody(m.h, m.key, delivered).then((msg) => void (out[m.i] = msg))),
+            ).then(() => undefined),
         ),
       );
       i = j;
@@ -292,12 +304,16 @@ export class FileStorage extends BaseStorage {
     return out;
   }
 
-  /** One read for several records; any surprise (moved, torn) falls back to reading them one by one. */
+  /**
+   * One read for several records; any surprise (moved, torn) falls back to reading them one by one.
+   * `delivered`: read for a queue delivery, which the cache would drop at once (see `BodyCache`).
+   */
   private async readRun(
     seg: number,
     start: number,
     length: number,
     run: { h: number; key: number; off: number; len: number }[],
+    delivered: boolean,
   ): Promise<(Message | undefined)[]> {
     const state = this.state;
     const fh = await this.reader(seg);
@@ -307,10 +323,10 @@ export class FileStorage extends BaseStorage {
     return run.map((m) => {
       const r = decodeRecord(buf.subarray(m.off - start, m.off - start + m.len), 0);
       if (!r.ok || r.rec.t !== 'msg' || r.rec.key !== m.key) throw new Error('record moved');
+      const view = r.rec.payload ?? new Uint8Array(0);
+      if (delivered) return { ...r.rec.head, payload: view };
       // Copy out of the shared run buffer so a cached message does not pin the whole run.
-      const payload =
-        run.length > 1 ? (r.rec.payload ?? new Uint8Array(0)).slice() : (r.rec.payload ?? new Uint8Array(0));
-      const msg: Message = { ...r.rec.head, payload };
+      const msg: Message = { ...r.rec.head, payload: run.length > 1 ? view.slice() : view };
       if (state === this.state && state.bodies.key[m.h] === m.key) this.cache.put(m.h, m.key, msg);
       return msg;
     });
@@ -326,7 +342,7 @@ export class FileStorage extends BaseStorage {
     return fh;
   }
 
-  private async readBody(h: number, key: number): Promise<Message | undefined> {
+  private async readBody(h: number, key: number, delivered: boolean): Promise<Message | undefined> {
     const state = this.state;
     const b = state.bodies;
     // Twice: compaction may move the record between looking up its place and reading it.
@@ -345,7 +361,7 @@ export class FileStorage extends BaseStorage {
         if (r.rec.t !== 'msg' || r.rec.key !== key)
           throw new Error(`segment ${seg} at ${off} holds another record`);
         const msg: Message = { ...r.rec.head, payload: r.rec.payload ?? new Uint8Array(0) };
-        if (state === this.state && b.key[h] === key) this.cache.put(h, key, msg);
+        if (!delivered && state === this.state && b.key[h] === key) this.cache.put(h, key, msg);
         return msg;
       } catch (err) {
         if (b.key[h] !== key || state !== this.state) return undefined;

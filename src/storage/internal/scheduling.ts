@@ -23,7 +23,7 @@ export function promote(state: State, q: QueueState, now: number): boolean {
     e.state[slot] = READY;
     q.nDelayed--;
     q.nReady++;
-    q.ready[e.prio[slot]!]!.push(e.order[slot]!, slot);
+    q.ready[e.prio[slot]!]!.push(state.orderOf(slot), slot);
     any = true;
   }
   return any;
@@ -65,7 +65,8 @@ export function oldestWaiting(state: State, q: QueueState): number {
   const e = state.entries;
   let best = -1;
   for (let s = 0; s < e.limit; s++) {
-    if (e.state[s] === DELAYED && e.queue[s] === q.id && (best < 0 || e.order[s]! < e.order[best]!)) best = s;
+    if (e.state[s] === DELAYED && e.queue[s] === q.id && (best < 0 || state.orderOf(s) < state.orderOf(best)))
+      best = s;
   }
   return best;
 }
@@ -113,7 +114,7 @@ export function retentionPoint(state: State, s: StreamState, now: number): numbe
       (maxAge !== undefined && b.ts[h]! <= now - maxAge);
     if (!over) break;
     count--;
-    bytes -= b.size[h]!;
+    bytes -= b.sizeOf(h);
     first = seq + 1;
   }
   return first;

@@ -5,7 +5,7 @@
  * aside: those are not facts worth an fsync, and after a restart they are simply ready again).
  */
 import type { Message, QueueSpec } from '../types.ts';
-import { NumMap } from './num-map.ts';
+import { KeyIndex } from './key-index.ts';
 import { QueueState, type DeadInfo } from './queue-state.ts';
 import type { EntryFact, Loc, MessageHead, QueueMeta, Rec, StreamMeta } from './records.ts';
 import { StreamState } from './stream-state.ts';
@@ -37,7 +37,7 @@ export class State {
   readonly bodies = new BodyTable();
   readonly entries = new EntryTable();
   /** Message key → body slot. */
-  readonly keys = new NumMap();
+  readonly keys = new KeyIndex(this.bodies);
   readonly queues = new Map<string, QueueState>();
   readonly streams = new Map<string, StreamState>();
   readonly tasks: TaskTable;
@@ -71,6 +71,22 @@ export class State {
 
   keyOf(slot: number): number {
     return this.bodies.key[this.entries.body[slot]!]!;
+  }
+
+  /** The entry's FIFO position in its queue: the message key unless a replay gave it another. */
+  orderOf(slot: number): number {
+    const r = this.entries.reordered;
+    if (r.size) {
+      const o = r.get(slot);
+      if (o !== undefined) return o;
+    }
+    return this.keyOf(slot);
+  }
+
+  private setOrder(slot: number, order: number): void {
+    const r = this.entries.reordered;
+    if (order !== this.keyOf(slot)) r.set(slot, order);
+    else if (r.size) r.delete(slot);
   }
 
   apply(rec: Rec, loc?: Loc): void {
@@ -116,7 +132,7 @@ export class State {
         this.touch(slot, loc);
         this.detach(slot, q);
         this.entries.dc[slot] = rec.dc;
-        this.entries.notBefore[slot] = rec.nb;
+        this.entries.setNotBefore(slot, rec.nb);
         this.attachWaiting(slot, q);
         return;
       }
@@ -147,10 +163,10 @@ export class State {
           this.touch(slot, loc);
           this.detach(slot, q);
           // A replayed message starts over: new FIFO position, no attempts, no TTL (it may have expired).
-          this.entries.order[slot] = it.o;
+          this.setOrder(slot, it.o);
           this.entries.dc[slot] = 0;
-          this.entries.notBefore[slot] = 0;
-          this.entries.expiresAt[slot] = 0;
+          this.entries.setNotBefore(slot, 0);
+          this.entries.setExpiresAt(slot, 0);
           if (it.o >= this.nextKey) this.nextKey = it.o + 1;
           this.attachWaiting(slot, q);
         }
@@ -236,17 +252,17 @@ export class State {
   /** Ready, or delayed while its not-before lies ahead. */
   attachWaiting(slot: number, q: QueueState): void {
     const e = this.entries;
-    const nb = e.notBefore[slot]!;
+    const nb = e.notBeforeOf(slot);
     if (nb > this.now()) {
       e.state[slot] = DELAYED;
       q.delayed.push(nb, slot);
       q.nDelayed++;
     } else {
       e.state[slot] = READY;
-      q.ready[e.prio[slot]!]!.push(e.order[slot]!, slot);
+      q.ready[e.prio[slot]!]!.push(this.orderOf(slot), slot);
       q.nReady++;
     }
-    const ex = e.expiresAt[slot]!;
+    const ex = e.expiresAtOf(slot);
     if (ex > 0) q.ttl.push(ex, slot);
   }
 
@@ -306,7 +322,8 @@ export class State {
 
   private applyMsg(rec: MsgRec, loc: Loc | undefined): void {
     const b = this.bodies;
-    const known = this.keys.get(rec.key);
+    // A key at or past `nextKey` was never seen: skip the lookup (nearly every publish and replayed message).
+    const known = rec.key < this.nextKey ? this.keys.get(rec.key) : undefined;
     if (known !== undefined) {
       // Compaction rewrote a message we already hold: only its location changes.
       if (rec.carried && loc) {
@@ -323,7 +340,7 @@ export class State {
     const h = b.alloc();
     b.key[h] = rec.key;
     b.ts[h] = rec.head.timestamp;
-    b.size[h] = messageSize(rec.head, rec.payload?.byteLength ?? 0);
+    if (rec.streams.length) b.setSize(h, messageSize(rec.head, rec.payload?.byteLength ?? 0));
     b.seg[h] = loc?.seg ?? 0;
     b.off[h] = loc?.off ?? 0;
     b.len[h] = loc?.len ?? 0;
@@ -338,7 +355,7 @@ export class State {
       const s = this.streams.get(name);
       if (!s || seq < s.first || !s.set(seq, h)) continue;
       b.refs[h]!++;
-      s.bytes += b.size[h]!;
+      s.bytes += b.sizeOf(h);
       if (seq > s.last) s.last = seq;
     }
     if (b.refs[h] === 0) {
@@ -352,15 +369,15 @@ export class State {
   private addEntry(h: number, q: QueueState, head: MessageHead, f: EntryFact): void {
     const e = this.entries;
     const slot = e.alloc();
-    e.order[slot] = f.o;
     e.body[slot] = h;
+    this.setOrder(slot, f.o);
     e.next[slot] = this.bodies.firstEntry[h]!;
     this.bodies.firstEntry[h] = slot;
     e.queue[slot] = q.id;
     e.prio[slot] = head.priority;
     e.dc[slot] = f.dc;
-    e.notBefore[slot] = f.nb;
-    e.expiresAt[slot] = f.ex;
+    e.setNotBefore(slot, f.nb);
+    e.setExpiresAt(slot, f.ex);
     e.state[slot] = FREE;
     this.bodies.refs[h]!++;
     if (f.dead) {
@@ -417,7 +434,7 @@ export class State {
       const h = s.clear(seq);
       if (h < 0) continue;
       this.touchBody(h, loc);
-      s.bytes -= this.bodies.size[h]!;
+      s.bytes -= this.bodies.sizeOf(h);
       this.unref(h);
     }
     if (first > s.first) s.first = first;
@@ -460,18 +477,18 @@ export class State {
 
   isReadyPair(q: QueueState, order: number, slot: number): boolean {
     const e = this.entries;
-    return e.state[slot] === READY && e.queue[slot] === q.id && e.order[slot] === order;
+    return e.state[slot] === READY && e.queue[slot] === q.id && this.orderOf(slot) === order;
   }
 
   isDelayedPair(q: QueueState, nb: number, slot: number): boolean {
     const e = this.entries;
-    return e.state[slot] === DELAYED && e.queue[slot] === q.id && e.notBefore[slot] === nb;
+    return e.state[slot] === DELAYED && e.queue[slot] === q.id && e.notBeforeOf(slot) === nb;
   }
 
   isTtlPair(q: QueueState, ex: number, slot: number): boolean {
     const e = this.entries;
     const st = e.state[slot];
-    return (st === READY || st === DELAYED) && e.queue[slot] === q.id && e.expiresAt[slot] === ex;
+    return (st === READY || st === DELAYED) && e.queue[slot] === q.id && e.expiresAtOf(slot) === ex;
   }
 
   /** Rebuilds heaps whose stale pairs outnumber live ones, so lazy deletion cannot leak memory. */

@@ -19,8 +19,11 @@ export class BodyTable {
   key = new Float64Array(0);
   /** Message timestamp (ms), for age, TTL and stream time lookups. */
   ts = new Float64Array(0);
-  /** `messageSize`, for stream byte retention. */
-  size = new Uint32Array(0);
+  /**
+   * `messageSize`, for stream byte retention: kept only for messages in a stream (through `sizeOf` and
+   * `setSize`), and allocated once the first one arrives, so queue-only stores do not pay for it.
+   */
+  private size = new Uint32Array(0);
   /** Queue entries (dead ones included) + stream slots holding it; freed at zero. */
   refs = new Uint32Array(0);
   /** Head of the list of this message's queue entries (EntryTable.next), -1 when none. */
@@ -49,6 +52,15 @@ export class BodyTable {
     this.free.push(h);
   }
 
+  sizeOf(h: number): number {
+    return this.size[h] ?? 0;
+  }
+
+  setSize(h: number, bytes: number): void {
+    if (h >= this.size.length) this.size = grow(this.size, this.key.length);
+    this.size[h] = bytes;
+  }
+
   /** Upper bound of slot numbers in use, for full scans. */
   get limit(): number {
     return this.top;
@@ -61,7 +73,7 @@ export class BodyTable {
   private resize(n: number): void {
     this.key = grow(this.key, n);
     this.ts = grow(this.ts, n);
-    this.size = grow(this.size, n);
+    if (this.size.length) this.size = grow(this.size, n);
     this.refs = grow(this.refs, n);
     this.firstEntry = grow(this.firstEntry, n);
     this.seg = grow(this.seg, n);
@@ -78,8 +90,11 @@ export const DEAD = 4;
 
 /** One row per (message, queue). */
 export class EntryTable {
-  /** FIFO position within the queue; the message key, or a fresh key after a dead-letter replay. */
-  order = new Float64Array(0);
+  /**
+   * FIFO position within the queue where it is not the message key (a dead-letter replay gives a fresh
+   * one): rare, so kept aside rather than as a float64 column on every entry. See `State.orderOf`.
+   */
+  readonly reordered = new Map<number, number>();
   body = new Int32Array(0);
   /** Next entry of the same body (linked list from BodyTable.firstEntry). */
   next = new Int32Array(0);
@@ -88,23 +103,27 @@ export class EntryTable {
   state = new Uint8Array(0);
   /** Deliveries so far. */
   dc = new Uint16Array(0);
-  /** Not deliverable before (ms); 0 = now. */
-  notBefore = new Float64Array(0);
-  /** Expires at (ms); 0 = never. */
-  expiresAt = new Float64Array(0);
+  /**
+   * Not deliverable before (ms; 0 = now) and expires at (ms; 0 = never), through `notBeforeOf`/`expiresAtOf`
+   * and their setters. Each column is allocated only once some entry needs a non-zero time: a store of
+   * messages without delays or TTLs then saves 16 bytes per entry.
+   */
+  private notBefore = new Float64Array(0);
+  private expiresAt = new Float64Array(0);
 
   private free: number[] = [];
   private top = 0;
 
   alloc(): number {
     const s = this.free.pop() ?? this.top++;
-    if (s >= this.order.length) this.resize(Math.max(64, Math.ceil(this.order.length * 1.5)));
+    if (s >= this.body.length) this.resize(Math.max(64, Math.ceil(this.body.length * 1.5)));
     return s;
   }
 
   release(s: number): void {
     this.state[s] = FREE;
     this.queue[s] = -1;
+    if (this.reordered.size) this.reordered.delete(s);
     this.free.push(s);
   }
 
@@ -112,15 +131,38 @@ export class EntryTable {
     return this.top;
   }
 
+  notBeforeOf(s: number): number {
+    return this.notBefore[s] ?? 0;
+  }
+
+  expiresAtOf(s: number): number {
+    return this.expiresAt[s] ?? 0;
+  }
+
+  setNotBefore(s: number, at: number): void {
+    if (s < this.notBefore.length) this.notBefore[s] = at;
+    else if (at !== 0) {
+      this.notBefore = grow(this.notBefore, this.body.length);
+      this.notBefore[s] = at;
+    }
+  }
+
+  setExpiresAt(s: number, at: number): void {
+    if (s < this.expiresAt.length) this.expiresAt[s] = at;
+    else if (at !== 0) {
+      this.expiresAt = grow(this.expiresAt, this.body.length);
+      this.expiresAt[s] = at;
+    }
+  }
+
   private resize(n: number): void {
-    this.order = grow(this.order, n);
     this.body = grow(this.body, n);
     this.next = grow(this.next, n);
     this.queue = grow(this.queue, n);
     this.prio = grow(this.prio, n);
     this.state = grow(this.state, n);
     this.dc = grow(this.dc, n);
-    this.notBefore = grow(this.notBefore, n);
-    this.expiresAt = grow(this.expiresAt, n);
+    if (this.notBefore.length) this.notBefore = grow(this.notBefore, n);
+    if (this.expiresAt.length) this.expiresAt = grow(this.expiresAt, n);
   }
 }
