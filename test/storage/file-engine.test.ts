@@ -1,6 +1,7 @@
 /** File-engine behaviour beyond the conformance suite: recovery, torn tails, reclaim, fsync, ENOSPC. */
 import assert from 'node:assert/strict';
 import {
+  appendFileSync,
   mkdtempSync,
   readdirSync,
   rmSync,
@@ -15,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { FileStorage, type FileStorageOptions } from '../../src/storage/file/file-storage.ts';
+import { crc32c } from '../../src/storage/file/crc32c.ts';
 import { defaultIo, type SegmentIo } from '../../src/storage/file/segment-log.ts';
 import type { Logger, Storage } from '../../src/storage/index.ts';
 
@@ -194,6 +196,33 @@ describe('file engine', () => {
     const logger = recordingLogger();
     s = await FileStorage.open(opts(dir, { logger }));
     assert.equal(logger.warnings.length, 1);
+    assert.deepEqual(await drain(s, 'q'), ['kept']);
+    await s.close();
+  });
+
+  it('a whole record of an unknown kind (a newer version wrote it) stops the open and is not truncated', async () => {
+    const dir = freshDir();
+    let s = await FileStorage.open(opts(dir));
+    await s.declareQueue({ name: 'q' });
+    await s.append('q', { topic: 't', payload: enc.encode('kept') });
+    await s.close();
+    // A checksummed record of kind 0x7f, as a later format might write.
+    const body = Buffer.from([0x7f, 1, 2, 3, 4]);
+    const frame = Buffer.alloc(8);
+    frame.writeUInt32LE(body.length, 0);
+    frame.writeUInt32LE(crc32c(body), 4);
+    const newest = join(dir, segments(dir).at(-1)!);
+    appendFileSync(newest, Buffer.concat([frame, body]));
+    const size = statSync(newest).size;
+    await assert.rejects(FileStorage.open(opts(dir)), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'STORAGE_FAILURE');
+      assert.match(err.message, /written by a newer messaging_server .*nothing was changed/);
+      return true;
+    });
+    assert.equal(statSync(newest).size, size, 'the unknown record is still there');
+    // Without the newer record, the store opens as before (the operator's way back is the newer version).
+    truncateSync(newest, size - frame.length - body.length);
+    s = await FileStorage.open(opts(dir));
     assert.deepEqual(await drain(s, 'q'), ['kept']);
     await s.close();
   });

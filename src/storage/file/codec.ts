@@ -246,8 +246,11 @@ function encodeMsgJson(rec: MsgRec): Buffer {
 
 export type Scan =
   | { ok: true; rec: Rec; len: number }
-  /** `torn`: the bytes end inside the record; `corrupt`: they are all there but wrong. */
-  | { ok: false; why: 'torn' | 'corrupt'; detail: string };
+  /**
+   * `torn`: the bytes end inside the record; `corrupt`: they are all there but wrong; `newer`: a whole,
+   * checksummed record of a kind this version does not know — written by a newer version.
+   */
+  | { ok: false; why: 'torn' | 'corrupt' | 'newer'; detail: string };
 
 /** Thrown by the binary readers when a field runs past the record; reported as corrupt. */
 class Overrun extends Error {}
@@ -291,7 +294,7 @@ export function decodeRecord(buf: Buffer, off: number): Scan {
       rec.payload = view(buf, jsonStart + jsonLen, end);
       return { ok: true, rec, len };
     }
-    return { ok: false, why: 'corrupt', detail: `unknown record kind ${String(kind)}` };
+    return { ok: false, why: 'newer', detail: `record kind ${String(kind)}` };
   } catch (err) {
     if (err instanceof Overrun) return { ok: false, why: 'corrupt', detail: 'a field overruns the record' };
     return { ok: false, why: 'corrupt', detail: `undecodable: ${(err as Error).message}` };

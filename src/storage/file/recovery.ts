@@ -8,6 +8,7 @@
 import { readdir, readFile, truncate, unlink } from 'node:fs/promises';
 import type { State } from '../internal/state.ts';
 import type { Logger } from '../types.ts';
+import { MessagingError } from '../../protocol/errors.ts';
 import { decodeRecord, HEADER_BYTES, readHeader } from './codec.ts';
 import { SEGMENT_RE, segmentPath } from './segment-log.ts';
 
@@ -56,6 +57,14 @@ export async function recover(dir: string, state: State, logger: Logger): Promis
     let off = HEADER_BYTES;
     while (off < buf.length) {
       const r = decodeRecord(buf, off);
+      if (!r.ok && r.why === 'newer') {
+        // Intact data this version cannot read: truncating it as a torn tail would destroy it.
+        throw new MessagingError(
+          'STORAGE_FAILURE',
+          `${path} holds records written by a newer messaging_server (${r.detail} at offset ${off}); ` +
+            'run that version or a later one on this directory — nothing was changed',
+        );
+      }
       if (!r.ok) {
         const dropped = buf.length - off;
         if (last) {
