@@ -25,7 +25,12 @@ import { rabbitDurable } from './systems/rabbitmq-durable.ts';
 import { jetstreamDurable } from './systems/jetstream.ts';
 import { redisStreamsDurable } from './systems/redis-streams.ts';
 import { bullmqTasks } from './systems/bullmq.ts';
-import { oursDurable, oursDurableExtras, oursDurablePostgres } from './systems/ours-durable.ts';
+import {
+  oursDurable,
+  oursDurableExtras,
+  oursDurableNoFsync,
+  oursDurablePostgres,
+} from './systems/ours-durable.ts';
 import { oursTasks, oursTasksNoFsync } from './systems/ours-tasks.ts';
 
 export const SUITES = ['pubsub', 'reqrep', 'durable', 'tasks'] as const;
@@ -117,6 +122,7 @@ const PUBSUB: Array<Factory<PubSubSystem>> = [oursPubSub, natsPubSub, redisPubSu
 const REQREP: Array<Factory<ReqRepSystem>> = [oursReqRep, natsReqRep, redisReqRep, mqttReqRep, rabbitReqRep];
 const DURABLE: Array<Factory<DurableSystem>> = [
   oursDurable,
+  oursDurableNoFsync,
   oursDurablePostgres,
   jetstreamDurable,
   rabbitDurable,

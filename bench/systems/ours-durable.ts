@@ -34,6 +34,21 @@ export function oursDurable(ep: Endpoints): DurableSystem {
 }
 
 /**
+ * The same clients against a server of our own with the file store's fsync `none`: a confirm follows the
+ * write to the OS (survives a crash of the server, not of the machine) — the durability class of the
+ * JetStream (fsync every 2 min) and Redis (no fsync at all) rows here, so it compares like with like.
+ */
+export function oursDurableNoFsync(ep: Endpoints): DurableSystem {
+  return durableAdapter(ep, {
+    id: 'ours-nofsync',
+    label: 'messaging-system (fsync none)',
+    notes: 'as messaging-system, on its own server with fsync none',
+    fsync: 'none: each confirm follows the write() to the OS page cache (survives a process crash)',
+    fsyncPolicy: 'none',
+  });
+}
+
+/**
  * The same clients against a server of our own on the PostgreSQL engine (the shared store of several
  * servers), on a fresh database of the PostgreSQL running here (127.0.0.1:5432, user postgres, or
  * BENCH_PG_HOST/PORT/USER/PASSWORD), dropped afterwards.
@@ -56,6 +71,8 @@ interface Variant {
   fsync: string;
   /** Start a server of our own on a fresh PostgreSQL database instead of using the harness's. */
   postgres?: boolean;
+  /** Start a server of our own with this fsync policy instead of using the harness's. */
+  fsyncPolicy?: 'none' | 'batch' | 'always';
 }
 
 const PG = {
@@ -97,6 +114,10 @@ function durableAdapter(ep: Endpoints, v: Variant): DurableSystem {
         if (!ep.oursUrl) throw new UnavailableError(ep.oursUnavailable ?? 'our server does not start');
         await pgAdmin(`CREATE DATABASE "${database}"`);
         own = await startOursServer({ postgres: { ...PG, database } });
+        url = own.url;
+      } else if (v.fsyncPolicy) {
+        if (!ep.oursUrl) throw new UnavailableError(ep.oursUnavailable ?? 'our server does not start');
+        own = await startOursServer({ fsync: v.fsyncPolicy });
         url = own.url;
       }
       producer = await oursConnect(url, 'bench-durable-producer', ep.oursUnavailable);
