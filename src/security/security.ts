@@ -304,6 +304,32 @@ export class Security {
   }
 
   /** Audit `system_stop`, close the audit file and the Redis connection. */
+  /**
+   * Waits (at most `timeoutMs`) for the shared rate-limit store to connect, so that a server starting
+   * beside others counts its first requests in the shared budget rather than in its per-node fallback.
+   * A Redis that does not come up in time is reported, not fatal: the fallback keeps limits per node.
+   */
+  async connectStores(timeoutMs = 5000): Promise<void> {
+    const redis = this.redis;
+    if (!redis || redis.status === 'ready') return;
+    const ready = await new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => done(false), timeoutMs);
+      const onReady = (): void => done(true);
+      const done = (ok: boolean): void => {
+        clearTimeout(timer);
+        redis.off('ready', onReady);
+        resolve(ok);
+      };
+      redis.on('ready', onReady);
+    });
+    if (!ready) {
+      this.log.warn(
+        { timeout_ms: timeoutMs },
+        'rate-limit Redis not connected yet: counting per node until it is',
+      );
+    }
+  }
+
   async close(): Promise<void> {
     if (this.audit) {
       this.audit.record({

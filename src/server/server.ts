@@ -60,6 +60,7 @@ export async function startServer(config: ServerConfig, options: StartOptions = 
 
   // TLS files, keys and the audit file are opened first: a bad one stops the start before anything listens.
   const security = new Security(config, logger);
+  await security.connectStores();
 
   const metrics = createMetrics({ startedAt, logger: logger.child({ module: 'metrics' }) });
   metrics.bindTraffic(() => ({
