@@ -27,6 +27,7 @@ import {
   errorFromWire,
   messageFrameSize,
   utf8Encode,
+  ulidToString,
   writeMessageFrame,
   messagingError,
   type ControlFrame,
@@ -104,6 +105,12 @@ interface PendingOp {
   after: number;
   resolve: (body: Record<string, unknown>) => void;
   reject: (error: MessagingError) => void;
+  /** When the op times out (epoch ms), and what to say then; ops without one wait for their answer. */
+  deadline?: number;
+  timeoutMs?: number;
+  what?: string;
+  /** A publish to this durable queue: the server may confirm it with a CONFIRM frame instead of OK. */
+  queue?: string;
 }
 
 interface PongWaiter {
@@ -116,6 +123,21 @@ function asMessagingError(err: unknown, fallback: ErrorCode = 'INTERNAL'): Messa
   if (err instanceof MessagingError) return err;
   const message = err instanceof Error ? err.message : String(err);
   return messagingError(fallback, message, { cause: err });
+}
+
+/** The queue of publish options that name a queue and set nothing else (`confirm`, `timeoutMs` aside). */
+function onlyQueue(options: PublishOptions | undefined): string | undefined {
+  if (!options || options.queue === undefined) return undefined;
+  for (const key in options) {
+    if (
+      key !== 'queue' &&
+      key !== 'timeoutMs' &&
+      key !== 'confirm' &&
+      (options as Record<string, unknown>)[key] !== undefined
+    )
+      return undefined;
+  }
+  return options.queue;
 }
 
 function closedError(message: string, cause?: unknown): MessagingError {
@@ -143,9 +165,17 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   private readonly out = new Outbound(() => this.flushNow());
   private lastTopic = '';
   private lastTopicBytes: Uint8Array = EMPTY;
+  private lastMetaQueue: string | undefined;
+  private lastMetaQueueBytes: Uint8Array = EMPTY;
 
   private nextReqId = FIRST_REQ_ID;
   private readonly pending = new Map<number, PendingOp>();
+  /**
+   * One timer for every pending op's timeout, set for the earliest deadline: a producer with thousands
+   * of confirms in flight would otherwise create and cancel a timer per publish.
+   */
+  private timeoutTimer: ReturnType<typeof setTimeout> | undefined;
+  private timeoutAt = Infinity;
   private pongWaiters: PongWaiter[] = [];
   private readonly subs = new Map<number, Subscription>();
   private nextSid = 1;
@@ -246,22 +276,29 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   publish(topic: string, payload?: Payload, options?: PublishOptions): void | Promise<PublishAck>;
   publish(topic: string, payload: Payload = EMPTY, options?: PublishOptions): void | Promise<PublishAck> {
     if (options === undefined) {
-      this.writePub(topic, encodePayload(payload), EMPTY, undefined, undefined);
+      this.writePub(0, topic, encodePayload(payload), EMPTY, undefined, undefined);
       return;
     }
     if (options.confirm) return this.publishConfirmed(topic, payload, options);
     const bytes = encodePayload(payload);
     const { meta, msgId } = buildEnvelope(options);
-    this.writePub(topic, bytes, options.reply ? utf8Encode(options.reply) : EMPTY, meta, msgId);
+    this.writePub(0, topic, bytes, options.reply ? utf8Encode(options.reply) : EMPTY, meta, msgId);
   }
 
   /** Publishes and resolves with the server's OK body once the server accepted (and, for durable
    * queues, stored) the message. */
   publishConfirmed(topic: string, payload: Payload = EMPTY, options?: PublishOptions): Promise<PublishAck> {
-    return this.withReqId(options?.timeoutMs ?? this.options.timeoutMs, `publish to '${topic}'`, (reqId) => {
+    const timeoutMs = options?.timeoutMs ?? this.options.timeoutMs;
+    return this.sendOp(timeoutMs, `publish to '${topic}'`, options?.queue, (reqId) => {
       const bytes = encodePayload(payload);
-      this.checkPayload(bytes);
-      return encodePub(reqId, topic, bytes, { reply: options?.reply, ...buildEnvelope(options) });
+      const reply = options?.reply ? utf8Encode(options.reply) : EMPTY;
+      const queue = onlyQueue(options);
+      if (queue !== undefined)
+        this.writePub(reqId, topic, bytes, reply, undefined, undefined, this.queueMeta(queue));
+      else {
+        const { meta, msgId } = buildEnvelope(options);
+        this.writePub(reqId, topic, bytes, reply, meta, msgId);
+      }
     });
   }
 
@@ -497,6 +534,17 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
         op?.resolve(frame.body);
         return;
       }
+      case FrameType.CONFIRM: {
+        const op = this.takePending(frame.reqId);
+        // The same body the server's JSON OK to a direct queue publish has.
+        op?.resolve({
+          id: ulidToString(frame.msgId),
+          delivered: 0,
+          queues: op.queue ? [op.queue] : [],
+          streams: {},
+        });
+        return;
+      }
       case FrameType.ERR:
         this.onErr(link, frame);
         return;
@@ -543,10 +591,40 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     const op = this.pending.get(reqId);
     if (op) {
       this.pending.delete(reqId);
+      if (this.pending.size === 0) this.stopTimeouts();
       this.checkQuiet();
     }
     return op;
   }
+
+  private armTimeout(deadline: number): void {
+    if (deadline >= this.timeoutAt) return;
+    clearTimeout(this.timeoutTimer);
+    this.timeoutAt = deadline;
+    this.timeoutTimer = setTimeout(this.sweepTimeouts, Math.max(0, deadline - Date.now()));
+  }
+
+  private stopTimeouts(): void {
+    clearTimeout(this.timeoutTimer);
+    this.timeoutTimer = undefined;
+    this.timeoutAt = Infinity;
+  }
+
+  /** Rejects every op past its deadline with TIMEOUT and sets the timer for the next deadline. */
+  private readonly sweepTimeouts = (): void => {
+    this.timeoutTimer = undefined;
+    this.timeoutAt = Infinity;
+    const now = Date.now();
+    let next = Infinity;
+    for (const [reqId, op] of this.pending) {
+      if (op.deadline === undefined) continue;
+      if (op.deadline <= now) {
+        this.takePending(reqId);
+        op.reject(new TimeoutError('TIMEOUT', `${op.what} got no answer within ${op.timeoutMs} ms`));
+      } else if (op.deadline < next) next = op.deadline;
+    }
+    if (next < Infinity) this.armTimeout(next);
+  };
 
   // ---- internals: sending ---------------------------------------------------------------------------
 
@@ -564,38 +642,36 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     what: string,
     build: (reqId: number) => Uint8Array,
   ): Promise<Record<string, unknown>> {
+    return this.sendOp(timeoutMs, what, undefined, (reqId) => this.enqueueWork(build(reqId)));
+  }
+
+  /**
+   * Registers an op under a fresh request id, has `write` queue its frame, and returns its promise. A
+   * throwing `write` rejects the promise and leaves nothing pending. `queue`: see `PendingOp.queue`.
+   */
+  private sendOp(
+    timeoutMs: number,
+    what: string,
+    queue: string | undefined,
+    write: (reqId: number) => void,
+  ): Promise<Record<string, unknown>> {
     if (this.state === 'closed') return Promise.reject(closedError('connection is closed'));
     return new Promise((resolve, reject) => {
       const reqId = this.allocReqId();
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      const op: PendingOp = {
-        kind: 'op',
-        after: this.out.flushCount,
-        resolve: (body) => {
-          clearTimeout(timer);
-          resolve(body);
-        },
-        reject: (error) => {
-          clearTimeout(timer);
-          reject(error);
-        },
-      };
+      const op: PendingOp = { kind: 'op', after: this.out.flushCount, resolve, reject, queue };
       try {
-        const frame = build(reqId);
         this.pending.set(reqId, op);
-        this.enqueueWork(frame);
+        write(reqId);
       } catch (err) {
         this.pending.delete(reqId);
         reject(asMessagingError(err));
         return;
       }
       if (timeoutMs > 0) {
-        timer = setTimeout(() => {
-          if (this.pending.get(reqId) === op) {
-            this.takePending(reqId);
-            reject(new TimeoutError('TIMEOUT', `${what} got no answer within ${timeoutMs} ms`));
-          }
-        }, timeoutMs);
+        op.deadline = Date.now() + timeoutMs;
+        op.timeoutMs = timeoutMs;
+        op.what = what;
+        this.armTimeout(op.deadline);
       }
     });
   }
@@ -632,16 +708,18 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
    * allocated per message. Same checks and bounds as `enqueueWork`.
    */
   private writePub(
+    reqId: number,
     topic: string,
     payload: Uint8Array,
     reply: Uint8Array,
     meta: MessageMeta | undefined,
     msgId: Uint8Array | undefined,
+    encodedMeta?: Uint8Array,
   ): void {
     if (this.state === 'closed') throw closedError('connection is closed');
     this.checkPayload(payload);
     const topicBytes = this.topicBytes(topic);
-    const metaBytes = meta ? utf8Encode(JSON.stringify(meta)) : EMPTY;
+    const metaBytes = encodedMeta ?? (meta ? utf8Encode(JSON.stringify(meta)) : EMPTY);
     const size = messageFrameSize(topicBytes.length, reply.length, metaBytes.length, payload.length, msgId);
     const live = this.state === 'connected';
     if (!live && this.out.size + size > this.options.reconnectBufferBytes) {
@@ -650,8 +728,28 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
       );
     }
     const at = this.out.reserve(size);
-    writeMessageFrame(this.out.buffer, at, FrameType.PUB, 0, 0, msgId, topicBytes, reply, metaBytes, payload);
+    writeMessageFrame(
+      this.out.buffer,
+      at,
+      FrameType.PUB,
+      reqId,
+      0,
+      msgId,
+      topicBytes,
+      reply,
+      metaBytes,
+      payload,
+    );
     if (this.out.commit(size, live)) this.flushNow();
+  }
+
+  /** The metadata JSON `{"queue":…}` of a plain direct queue publish; the last queue's is kept. */
+  private queueMeta(queue: string): Uint8Array {
+    if (queue !== this.lastMetaQueue) {
+      this.lastMetaQueueBytes = utf8Encode(JSON.stringify({ queue }));
+      this.lastMetaQueue = queue;
+    }
+    return this.lastMetaQueueBytes;
   }
 
   /** The UTF-8 bytes of `topic`; a publisher mostly repeats one topic, so the last one is kept. */
@@ -854,6 +952,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     const error = reason ?? closedError('connection closed');
     for (const op of this.pending.values()) op.reject(error);
     this.pending.clear();
+    this.stopTimeouts();
     for (const w of this.pongWaiters) w.reject?.(error);
     this.pongWaiters = [];
     this.inbox?.box.failAll(error);

@@ -237,10 +237,12 @@ export class Queues {
    * Publishes straight into queue `name` (bypassing bindings and pub/sub) and resolves once it is
    * stored, with its id. Rejects with NotFoundError, QUEUE_FULL, STORAGE_FULL or STORAGE_FAILURE.
    */
-  async publish(name: string, payload: Payload, options: QueuePublishOptions = {}): Promise<QueuePublishAck> {
+  publish(name: string, payload: Payload, options: QueuePublishOptions = {}): Promise<QueuePublishAck> {
     const { topic, ...rest } = options;
-    const ack = await this.host.publishConfirmed(topic ?? name, payload, { ...rest, queue: name });
-    return ack as QueuePublishAck;
+    return this.host.publishConfirmed(topic ?? name, payload, {
+      ...rest,
+      queue: name,
+    }) as Promise<QueuePublishAck>;
   }
 
   /**

@@ -8,7 +8,11 @@
  */
 import { MessagingError, type WireError } from './errors.ts';
 
-export const PROTOCOL_VERSION = 1;
+/**
+ * Version 2 adds CONFIRM, the binary publisher confirm of a direct queue publish; a client that says
+ * version 1 in HELLO still gets OK with a JSON body for every confirm.
+ */
+export const PROTOCOL_VERSION = 2;
 
 export const FrameType = {
   HELLO: 0x01,
@@ -22,6 +26,7 @@ export const FrameType = {
   CMD: 0x09,
   PUB: 0x10,
   MSG: 0x11,
+  CONFIRM: 0x12,
 } as const;
 export type FrameTypeCode = (typeof FrameType)[keyof typeof FrameType];
 
@@ -101,6 +106,29 @@ export interface MsgFrame {
   rest?: Uint8Array;
 }
 
+/**
+ * The confirm of a PUB addressed to one durable queue (`meta.queue`), protocol version 2: the message is
+ * stored in that queue. Binary — `u32 request id | 16-byte message id` — because a producer with
+ * confirms gets one per message, and a JSON OK cost both sides more than storing the message did.
+ */
+export interface ConfirmFrame {
+  type: typeof FrameType.CONFIRM;
+  reqId: number;
+  /** Binary ULID (see `ulidToString`); a view into the read buffer. */
+  msgId: Uint8Array;
+}
+
+/** Bytes of a whole CONFIRM frame, length prefix included. */
+export const CONFIRM_FRAME_BYTES = 4 + 1 + 4 + MESSAGE_ID_BYTES;
+
+/** Writes a CONFIRM frame at `offset` of `out` (room for `CONFIRM_FRAME_BYTES` must be there). */
+export function writeConfirmFrame(out: Uint8Array, offset: number, reqId: number, msgId: Uint8Array): void {
+  writeU32(out, offset, CONFIRM_FRAME_BYTES - 4);
+  out[offset + 4] = FrameType.CONFIRM;
+  writeU32(out, offset + 5, reqId >>> 0);
+  out.set(msgId, offset + 9);
+}
+
 export type ControlType =
   | typeof FrameType.HELLO
   | typeof FrameType.WELCOME
@@ -120,7 +148,7 @@ export interface PingFrame {
   type: typeof FrameType.PING | typeof FrameType.PONG;
 }
 
-export type Frame = PubFrame | MsgFrame | ControlFrame | PingFrame;
+export type Frame = PubFrame | MsgFrame | ControlFrame | PingFrame | ConfirmFrame;
 
 // ---------------------------------------------------------------------------------------------------------
 // UTF-8 helpers. Topics are short and almost always ASCII, so an ASCII fast path avoids TextDecoder's
@@ -467,6 +495,15 @@ export function decodeFrameBody(type: number, bytes: Uint8Array, start: number, 
       if (end !== start)
         throw bodyError(type, 'PING/PONG must have an empty body', bytes.subarray(start, end), 0);
       return { type };
+    case FrameType.CONFIRM:
+      if (end - start !== 4 + MESSAGE_ID_BYTES)
+        throw bodyError(
+          type,
+          `CONFIRM must have a ${4 + MESSAGE_ID_BYTES}-byte body`,
+          bytes.subarray(start, end),
+          0,
+        );
+      return { type, reqId: readU32(bytes, start), msgId: bytes.subarray(start + 4, end) };
     case FrameType.HELLO:
     case FrameType.WELCOME:
     case FrameType.OK:

@@ -18,6 +18,8 @@ import {
   msgFrameSize,
   writeMsgFrame,
   PROTOCOL_VERSION,
+  CONFIRM_FRAME_BYTES,
+  writeConfirmFrame,
   PUB_FLAG_REQUEST,
   setMsgSid,
   type ControlFrame,
@@ -95,6 +97,8 @@ export class Session {
   readonly startedAt = Date.now();
   private readonly parser: FrameParser;
   private handshakeDone = false;
+  /** The protocol version agreed in HELLO/WELCOME (2 and up: publisher confirms as CONFIRM frames). */
+  private version = 0;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private readonly subs = new Map<number, SessionSubscriber>();
   /**
@@ -454,9 +458,10 @@ export class Session {
 
   private welcome(reqId: number, version: number): void {
     this.handshakeDone = true;
+    this.version = Math.min(version, PROTOCOL_VERSION);
     this.send(
       encodeControl(FrameType.WELCOME, reqId, {
-        version: Math.min(version, PROTOCOL_VERSION),
+        version: this.version,
         server: 'messaging-system',
         server_version: this.ctx.serverVersion,
         instance_id: this.ctx.instanceId,
@@ -481,7 +486,13 @@ export class Session {
           : frame.flags & PUB_FLAG_REQUEST
             ? broker.request(input)
             : broker.publish(input);
-      if (result.stored) {
+      if (result.stored && reqId !== 0 && typeof direct === 'string' && this.version >= 2) {
+        const msgId = result.msgId;
+        result.stored.then(
+          () => this.confirm(reqId, msgId),
+          (err: unknown) => this.answerError(reqId, err),
+        );
+      } else if (result.stored) {
         // The confirm waits for durability; without one, a storage error still reaches the client.
         result.stored.then(
           (stored) =>
@@ -562,6 +573,15 @@ export class Session {
       this.subs.delete(sub.sid);
     }
     return { sid };
+  }
+
+  /** The confirm of a direct queue publish, written straight into the outbound buffer. */
+  private confirm(reqId: number, msgId: Uint8Array): void {
+    if (this.closed) return;
+    const offset = this.out.reserve(CONFIRM_FRAME_BYTES);
+    writeConfirmFrame(this.out.buffer, offset, reqId, msgId);
+    this.out.commit(CONFIRM_FRAME_BYTES);
+    this.queued();
   }
 
   answerOk(reqId: number, value: unknown): void {

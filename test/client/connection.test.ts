@@ -269,7 +269,7 @@ describe('client handshake', () => {
     const c = await connectFake(server, { name: 'unit', token: 'jwt-token' });
     const hello = (await server.last.waitFor((f) => f.type === FrameType.HELLO)) as ControlFrame;
     assert.equal(hello.reqId, 1);
-    assert.deepEqual(hello.body, { version: 1, lang: 'typescript', client: 'unit', token: 'jwt-token' });
+    assert.deepEqual(hello.body, { version: 2, lang: 'typescript', client: 'unit', token: 'jwt-token' });
     assert.equal(c.info.server, 'fake');
     assert.equal(c.info.max_payload, 1024);
   });

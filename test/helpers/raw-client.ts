@@ -47,10 +47,10 @@ export class RawClient {
     return new RawClient(socket);
   }
 
-  /** Connects and completes the handshake. */
-  static async ready(port: number): Promise<RawClient> {
+  /** Connects and completes the handshake, saying protocol `version` in HELLO. */
+  static async ready(port: number, version = 1): Promise<RawClient> {
     const client = await RawClient.connect(port);
-    client.write(encodeControl(FrameType.HELLO, 1, { version: 1, client: 'raw-test' }));
+    client.write(encodeControl(FrameType.HELLO, 1, { version, client: 'raw-test' }));
     await client.next((f) => f.type === FrameType.WELCOME);
     return client;
   }

@@ -14,6 +14,8 @@ import {
   messageFrameSize,
   setMsgSid,
   writeMessageFrame,
+  writeConfirmFrame,
+  CONFIRM_FRAME_BYTES,
   PUB_FLAG_REQUEST,
   type Frame,
 } from '../../src/protocol/index.ts';
@@ -229,6 +231,31 @@ describe('FrameParser', () => {
     assert.throws(() => messageFrameSize(0x10000, 0, 0, 0, undefined), { code: 'BAD_REQUEST' });
     assert.throws(() => messageFrameSize(1, 0x10000, 0, 0, undefined), { code: 'BAD_REQUEST' });
     assert.throws(() => messageFrameSize(1, 0, 0, 0, new Uint8Array(15)), { code: 'BAD_REQUEST' });
+  });
+
+  it('decodes a CONFIRM written in place, and rejects one of the wrong size', () => {
+    const id = Uint8Array.from({ length: 16 }, (_, i) => 0xa0 + i);
+    const out = new Uint8Array(CONFIRM_FRAME_BYTES * 2);
+    writeConfirmFrame(out, 0, 7, id);
+    writeConfirmFrame(out, CONFIRM_FRAME_BYTES, 0xfffffffe, id);
+    const frames = parseInChunks(out, [3]);
+    assert.deepEqual(
+      frames.map((f) => (f.type === FrameType.CONFIRM ? [f.reqId, [...f.msgId]] : f.type)),
+      [
+        [7, [...id]],
+        [0xfffffffe, [...id]],
+      ],
+    );
+    const short = Uint8Array.of(0, 0, 0, 5, FrameType.CONFIRM, 0, 0, 0, 7);
+    const parser = new FrameParser(MAX, () => assert.fail('a short CONFIRM must not be emitted'));
+    assert.throws(
+      () => parser.push(short),
+      (err: MessagingError) => {
+        assert.equal(err.code, 'PROTOCOL_ERROR');
+        assert.match(err.message, /CONFIRM must have a 20-byte body/);
+        return true;
+      },
+    );
   });
 
   it('rejects control frames whose JSON is not an object', () => {

@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeControl, encodePub, FrameType } from '../../src/protocol/index.ts';
+import { encodeControl, encodePub, FrameType, ulidToString } from '../../src/protocol/index.ts';
 import { RawClient } from '../helpers/raw-client.ts';
 import { startTestServer, type TestServer } from '../helpers/server.ts';
 
@@ -159,6 +159,41 @@ describe('durable bad input: clear errors, nothing lost', () => {
     assert.equal(own.type, FrameType.OK, 'the foreign attempt did not settle it');
     a.close();
     b.close();
+  });
+
+  it('confirms a direct queue publish with CONFIRM on protocol 2 and with a JSON OK on protocol 1', async () => {
+    const v2 = await RawClient.ready(ts.port, 2);
+    const v1 = await RawClient.ready(ts.port, 1);
+    await call(v2, 2, { op: 'queue.declare', name: 'cf' });
+    v2.write(encodePub(3, 'cf', text('two'), { meta: { queue: 'cf' } }));
+    v1.write(encodePub(3, 'cf', text('one'), { meta: { queue: 'cf' } }));
+    const binary = await v2.next((f) => 'reqId' in f && f.reqId === 3);
+    const json = await v1.next((f) => 'reqId' in f && f.reqId === 3);
+    assert.equal(binary.type, FrameType.CONFIRM);
+    assert.equal(json.type, FrameType.OK);
+    const ids = [
+      binary.type === FrameType.CONFIRM ? ulidToString(binary.msgId) : '',
+      json.type === FrameType.OK ? json.body.id : '',
+    ];
+    // Both ids are the stored messages' ids.
+    const pulled = await call(v2, 4, { op: 'queue.pull', queue: 'cf', max: 10 });
+    const stored = pulled.body.messages as Array<{ id: string; payload_base64: string }>;
+    assert.deepEqual(
+      stored.map((m) => [m.id, Buffer.from(m.payload_base64, 'base64').toString()]).sort(),
+      [
+        [ids[1], 'one'],
+        [ids[0], 'two'],
+      ].sort(),
+    );
+    // A refused publish is an ERR on either version.
+    v2.write(encodePub(5, 'cf', text('x'), { meta: { queue: 'missing' } }));
+    const refused = await v2.next((f) => 'reqId' in f && f.reqId === 5);
+    assert.deepEqual(
+      [refused.type, refused.type === FrameType.ERR ? refused.body.code : ''],
+      [FrameType.ERR, 'NOT_FOUND'],
+    );
+    v1.close();
+    v2.close();
   });
 
   it('missing queue, oversized message and a full queue each get their code; the connection stays open', async () => {

@@ -28,7 +28,7 @@ describe('native protocol: handshake, pub/sub, request/reply', () => {
     assert.equal(w.type, FrameType.WELCOME);
     if (w.type !== FrameType.WELCOME) return;
     assert.equal(w.reqId, 9);
-    assert.equal(w.body.version, 1, 'server answers with the highest version both speak');
+    assert.equal(w.body.version, 2, 'server answers with the highest version both speak');
     assert.equal(w.body.max_payload, 1048576);
     assert.equal(typeof w.body.instance_id, 'string');
     c.close();
