@@ -240,13 +240,16 @@ export function parsePriority(value: unknown): Priority | undefined {
   );
 }
 
-/** The stored form of a routed message. The payload is copied: the wire buffer is reused after this tick. */
+/**
+ * The stored form of a routed message. The payload stays a view of the received bytes: the storage
+ * copies what it keeps (`normalizeMessage`), so copying here too would copy every message twice.
+ */
 function toMessageInput(message: RoutedMessage): MessageInput {
   const meta = message.meta as MessageMeta | undefined;
   const input: MessageInput = {
     id: ulidToString(message.msgId),
     topic: message.topic,
-    payload: message.payload.slice(),
+    payload: message.payload,
     timestamp: ulidTime(message.msgId),
   };
   if (message.reply) input.reply_to = message.reply;

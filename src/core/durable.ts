@@ -262,15 +262,18 @@ export class DurableMessaging {
   }
 
   /** Stores the message in every target atomically; resolves once durable (the publisher confirm). */
-  async store(targets: DurableTargets, message: MessageInput): Promise<StoredResult> {
-    const result = await this.storage.publish(targets, message);
-    this.afterStore(targets, message, result);
-    return { ...result, queues: targets.queues };
+  store(targets: DurableTargets, message: MessageInput): Promise<StoredResult> {
+    // Not async: one promise per message fewer on the publish path.
+    return this.storage.publish(targets, message).then((result) => {
+      this.afterStore(targets, message, result);
+      return { id: result.id, streams: result.streams, queues: targets.queues };
+    });
   }
 
   /** A publish addressed to one queue by name, bypassing bindings. */
-  async storeInQueue(queue: string, message: MessageInput): Promise<StoredResult> {
-    if (!this.queues.has(queue)) throw new MessagingError('NOT_FOUND', `queue "${queue}" does not exist`);
+  storeInQueue(queue: string, message: MessageInput): Promise<StoredResult> {
+    if (!this.queues.has(queue))
+      return Promise.reject(new MessagingError('NOT_FOUND', `queue "${queue}" does not exist`));
     return this.store({ queues: [queue], streams: [] }, message);
   }
 

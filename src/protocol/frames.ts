@@ -204,6 +204,38 @@ function decodeTopic(bytes: Uint8Array, start: number, end: number): string {
   return topic;
 }
 
+// The same for the metadata of PUB frames: a producer mostly repeats one (`{"queue":"orders"}` on every
+// direct queue publish). Shared between frames, so the object is frozen: a server that changes metadata
+// builds a new object (see the broker's tracing), and a mutation would throw instead of leaking into the
+// next message. Only PUB: MSG metadata reaches client applications, which may treat it as their own.
+const META_CACHE_BYTES = 256;
+const cachedMetaBytes = new Uint8Array(META_CACHE_BYTES);
+let cachedMetaLength = -1;
+let cachedMeta: MessageMeta | undefined;
+
+function decodePubMeta(body: Uint8Array, start: number, end: number): MessageMeta {
+  const n = end - start;
+  if (n === cachedMetaLength) {
+    let i = 0;
+    while (i < n && body[start + i] === cachedMetaBytes[i]) i++;
+    if (i === n) return cachedMeta!;
+  }
+  const meta = decodeJsonObject(FrameType.PUB, body, start, end) as MessageMeta;
+  if (n <= META_CACHE_BYTES) {
+    deepFreeze(meta);
+    for (let i = 0; i < n; i++) cachedMetaBytes[i] = body[start + i]!;
+    cachedMetaLength = n;
+    cachedMeta = meta;
+  }
+  return meta;
+}
+
+function deepFreeze(value: unknown): void {
+  if (value === null || typeof value !== 'object') return;
+  Object.freeze(value);
+  for (const key of Object.keys(value)) deepFreeze((value as Record<string, unknown>)[key]);
+}
+
 function isAscii(text: string): boolean {
   for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) >= 0x80) return false;
   return true;
@@ -580,7 +612,10 @@ function decodeMessage(
   let meta: MessageMeta | undefined;
   if (metaLen) {
     const body = b.subarray(start, end);
-    meta = decodeJsonObject(type, body, o - start, o - start + metaLen) as MessageMeta;
+    meta =
+      type === FrameType.PUB
+        ? decodePubMeta(body, o - start, o - start + metaLen)
+        : (decodeJsonObject(type, body, o - start, o - start + metaLen) as MessageMeta);
   }
   o += metaLen;
   const payload = b.subarray(o, end);

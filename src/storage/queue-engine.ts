@@ -288,11 +288,17 @@ export abstract class QueueEngine {
     return { q, slot: f.slot };
   }
 
-  async ack(queue: string, consumerId: string, deliveryId: string): Promise<void> {
-    if (this.gate || this.closed) await this.enter();
-    const { slot } = this.delivery(queue, consumerId, deliveryId);
-    this.emit({ t: 'ack', q: queue, key: this.state.keyOf(slot) });
-    await this.durable();
+  ack(queue: string, consumerId: string, deliveryId: string): Promise<void> {
+    // Not async: a consumer's acks arrive by the hundred, and all of one group share the promise that
+    // `durable()` returns — an async function would add a promise and a microtask per ack.
+    if (this.gate || this.closed) return this.enter().then(() => this.ack(queue, consumerId, deliveryId));
+    try {
+      const { slot } = this.delivery(queue, consumerId, deliveryId);
+      this.emit({ t: 'ack', q: queue, key: this.state.keyOf(slot) });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.durable();
   }
 
   async nack(queue: string, consumerId: string, deliveryId: string, options: NackOptions): Promise<void> {
