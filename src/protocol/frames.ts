@@ -348,8 +348,37 @@ export function writeMessageFrame(
   meta: Uint8Array,
   payload: Uint8Array,
 ): number {
+  let o = writeMessageHead(out, offset, type, id, flags, msgId, topic, reply, meta.length, payload.length);
+  if (meta.length) {
+    out.set(meta, o);
+    o += meta.length;
+  }
+  if (payload.length) {
+    out.set(payload, o);
+    o += payload.length;
+  }
+  return o;
+}
+
+/**
+ * Writes a PUB or MSG frame up to its metadata, for a caller that writes the `metaLength` bytes of
+ * metadata and then the `payloadLength` bytes of payload itself (e.g. a JSON string encoded in place).
+ * Returns the offset where the metadata goes.
+ */
+export function writeMessageHead(
+  out: Uint8Array,
+  offset: number,
+  type: typeof FrameType.PUB | typeof FrameType.MSG,
+  id: number,
+  flags: number,
+  msgId: Uint8Array | undefined,
+  topic: Uint8Array,
+  reply: Uint8Array,
+  metaLength: number,
+  payloadLength: number,
+): number {
   const idLen = msgId ? MESSAGE_ID_BYTES : 0;
-  const length = 1 + 4 + 1 + idLen + 2 + topic.length + 2 + reply.length + 4 + meta.length + payload.length;
+  const length = 1 + 4 + 1 + idLen + 2 + topic.length + 2 + reply.length + 4 + metaLength + payloadLength;
   // Plain byte stores: cheaper than a DataView per message on this hot path.
   writeU32(out, offset, length);
   out[offset + 4] = type;
@@ -362,17 +391,8 @@ export function writeMessageFrame(
   }
   o = writeField16(out, o, topic);
   o = writeField16(out, o, reply);
-  writeU32(out, o, meta.length);
-  o += 4;
-  if (meta.length) {
-    out.set(meta, o);
-    o += meta.length;
-  }
-  if (payload.length) {
-    out.set(payload, o);
-    o += payload.length;
-  }
-  return o;
+  writeU32(out, o, metaLength);
+  return o + 4;
 }
 
 /** A u16 length and the bytes; short fields by hand, where `set`'s fixed cost outweighs the copy. */

@@ -4,7 +4,12 @@
  * stamped. Browser-safe: uses only `globalThis.crypto`.
  */
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
-const DECODE = new Map<string, number>([...ALPHABET].map((c, i) => [c, i]));
+/** Digit value by character code (either case), -1 for anything that is not a digit. */
+const DECODE = new Int8Array(128).fill(-1);
+for (let i = 0; i < ALPHABET.length; i++) {
+  DECODE[ALPHABET.charCodeAt(i)] = i;
+  DECODE[ALPHABET.toLowerCase().charCodeAt(i)] = i;
+}
 
 /** Generates strictly increasing ids: within one millisecond the random part is incremented. */
 export class UlidGenerator {
@@ -91,9 +96,11 @@ export function ulidFromString(text: string): Uint8Array | undefined {
   let acc = 0;
   let bits = -2; // drop the 2 padding bits of the first digit
   let o = 0;
-  for (const ch of text.toUpperCase()) {
-    const v = DECODE.get(ch);
-    if (v === undefined) return undefined;
+  // Character codes and a table, not a string per character: this runs once per durable delivery.
+  for (let i = 0; i < 26; i++) {
+    const code = text.charCodeAt(i);
+    const v = code < 128 ? DECODE[code]! : -1;
+    if (v < 0) return undefined;
     if (o === 0 && bits === -2 && v > 7) return undefined; // would overflow 128 bits
     acc = (acc << 5) | v;
     bits += 5;

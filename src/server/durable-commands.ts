@@ -9,7 +9,7 @@ import {
   MessagingError,
   messageFrameSize,
   ulidFromString,
-  writeMessageFrame,
+  writeMessageHead,
 } from '../protocol/index.ts';
 import type {
   Delivery,
@@ -148,16 +148,34 @@ function topicBytes(topic: string): Uint8Array {
   return lastTopicBytes;
 }
 
-/** A MSG frame for subscription `sid` carrying a stored message; `tail` as in `metaJson`. */
-function encodeStored(sid: number, message: Message, tail: string): Uint8Array {
+/**
+ * Sends subscription `sid` a MSG frame carrying a stored message; `tail` as in `metaJson`. Written straight
+ * into the session's outbound buffer, metadata JSON included: no frame or metadata buffer per delivery.
+ */
+function sendStored(session: Session, sid: number, message: Message, tail: string): void {
   const msgId = ulidFromString(message.id);
-  const meta = Buffer.from(metaJson(message, tail, msgId !== undefined), 'utf8');
+  const meta = metaJson(message, tail, msgId !== undefined);
+  const metaLength = Buffer.byteLength(meta, 'utf8');
   const topic = topicBytes(message.topic);
   const reply = message.reply_to ? Buffer.from(message.reply_to, 'utf8') : EMPTY_BYTES;
-  const size = messageFrameSize(topic.length, reply.length, meta.length, message.payload.length, msgId);
-  const out = Buffer.allocUnsafe(size);
-  writeMessageFrame(out, 0, FrameType.MSG, sid, 0, msgId, topic, reply, meta, message.payload);
-  return out;
+  const size = messageFrameSize(topic.length, reply.length, metaLength, message.payload.length, msgId);
+  const at = session.reserve(size);
+  const out = session.outBuffer;
+  const metaAt = writeMessageHead(
+    out,
+    at,
+    FrameType.MSG,
+    sid,
+    0,
+    msgId,
+    topic,
+    reply,
+    metaLength,
+    message.payload.length,
+  );
+  out.write(meta, metaAt, metaLength, 'utf8');
+  out.set(message.payload, metaAt + metaLength);
+  session.commit(size);
 }
 
 /** The consumer id a connection uses for a queue: unique per session, so acks from others are foreign. */
@@ -208,7 +226,7 @@ export function registerDurableCommands(
       const queueJson = `,"queue":${JSON.stringify(queue)},"delivery_id":`;
       const stop = durable.consume(queue, consumerId, prefetch, (delivery) => {
         const tail = `${queueJson}${JSON.stringify(delivery.delivery_id)},"delivery_count":${delivery.delivery_count}`;
-        session.send(encodeStored(sid, delivery.message, tail));
+        sendStored(session, sid, delivery.message, tail);
       });
       session.addResource(sid, { stop, release: stop });
       return { sid, consumer: consumerId };
@@ -288,7 +306,7 @@ export function registerDurableCommands(
       const reader = readerOf(a);
       const from = await resolveStart(stream, a.from === undefined && reader ? { reader } : a.from);
       const follow = await durable.followStream(stream, from, (name, item) => {
-        session.send(encodeStored(sid, item.message, `,"stream":${JSON.stringify(name)},"seq":${item.seq}`));
+        sendStored(session, sid, item.message, `,"stream":${JSON.stringify(name)},"seq":${item.seq}`);
       });
       session.addResource(sid, { stop: follow.stop, release: follow.stop });
       return { sid, next_seq: follow.nextSeq };

@@ -221,6 +221,25 @@ export class Session {
     this.queued();
   }
 
+  /**
+   * Room for a frame of `n` bytes in the outbound buffer, for a caller that encodes in place: returns the
+   * offset in `outBuffer`; write exactly `n` bytes there, then `commit(n)`. (A closed session still
+   * takes the bytes; they are dropped.)
+   */
+  reserve(n: number): number {
+    return this.out.reserve(n);
+  }
+
+  get outBuffer(): Buffer {
+    return this.out.buffer;
+  }
+
+  commit(n: number): void {
+    if (this.closed) return;
+    this.out.commit(n);
+    this.queued();
+  }
+
   send(bytes: Uint8Array): void {
     if (this.closed) return;
     this.out.push(bytes);

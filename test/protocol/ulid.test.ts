@@ -18,6 +18,7 @@ describe('message ids (ULID)', () => {
     const text = ulidToString(id);
     assert.match(text, /^[0-9A-HJKMNP-TV-Z]{26}$/);
     assert.deepEqual(ulidFromString(text), id);
+    assert.deepEqual(ulidFromString(text.toLowerCase()), id, 'lower case reads the same');
     assert.equal(ulidTime(id), 1_700_000_000_123);
   });
 
@@ -35,6 +36,7 @@ describe('message ids (ULID)', () => {
     assert.equal(ulidFromString('not-an-id'), undefined);
     assert.equal(ulidFromString('8ZZZZZZZZZZZZZZZZZZZZZZZZZ'), undefined);
     assert.equal(ulidFromString('0000000000000000000000000U'), undefined);
+    assert.equal(ulidFromString('0000000000000000000000000é'), undefined);
   });
 
   it('travels in MSG frames as 16 binary bytes', () => {
