@@ -4,6 +4,9 @@
  * stamped. Browser-safe: uses only `globalThis.crypto`.
  */
 const ALPHABET = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+const ALPHABET_CODES = Uint16Array.from(ALPHABET, (c) => c.charCodeAt(0));
+const DIGITS = new Uint16Array(26);
+
 /** Digit value by character code (either case), -1 for anything that is not a digit. */
 const DECODE = new Int8Array(128).fill(-1);
 for (let i = 0; i < ALPHABET.length; i++) {
@@ -73,20 +76,22 @@ export function ulidTime(id: Uint8Array): number {
 }
 
 export function ulidToString(id: Uint8Array): string {
-  // 128 bits → 26 base32 digits, most significant first (the first digit holds only 3 bits).
-  let out = '';
+  // 128 bits → 26 base32 digits, most significant first (the first digit holds only 3 bits). The digits
+  // are collected as char codes and made one flat string at once: appending 26 one-character strings
+  // builds a rope that every later read of the id has to flatten.
   let acc = 0;
   let bits = 2; // pad to 130 bits so the groups of 5 line up
+  let o = 0;
   for (let i = 0; i < 16; i++) {
     acc = (acc << 8) | id[i]!;
     bits += 8;
     while (bits >= 5) {
       bits -= 5;
-      out += ALPHABET[(acc >>> bits) & 31];
+      DIGITS[o++] = ALPHABET_CODES[(acc >>> bits) & 31]!;
     }
     acc &= (1 << bits) - 1;
   }
-  return out;
+  return String.fromCharCode.apply(null, DIGITS as unknown as number[]);
 }
 
 /** Parses a 26-character ULID; returns undefined when it is not one. */

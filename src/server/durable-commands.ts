@@ -4,16 +4,10 @@
  */
 import type { DurableMessaging } from '../core/durable.ts';
 import { storedMessageToJson } from '../core/durable.ts';
-import {
-  FrameType,
-  MessagingError,
-  messageFrameSize,
-  ulidFromString,
-  writeMessageHead,
-} from '../protocol/index.ts';
+import { MessagingError } from '../protocol/index.ts';
+import { deliveryFields, sendDelivery, sendStored } from './stored-frames.ts';
 import type {
   Delivery,
-  Message,
   OverflowPolicy,
   Storage,
   StreamMessage,
@@ -111,73 +105,6 @@ export function streamItemToJson(item: StreamMessage): Record<string, unknown> {
   return { seq: item.seq, ...storedMessageToJson(item.message) };
 }
 
-/**
- * The MSG metadata JSON of a stored message, written by hand: this runs once per delivery, and building
- * an object to stringify cost more than the rest of the delivery. Same fields, same order as before:
- * the message's own (`traceparent` for its trace id), then `tail` — the delivery's fields, already JSON
- * (`,"queue":…` or `,"stream":…`) — and the string id when it is not a ULID.
- */
-function metaJson(message: Message, tail: string, binaryId: boolean): string {
-  let json = `{"priority":${message.priority},"timestamp":${message.timestamp}`;
-  for (const _ in message.headers) {
-    json += `,"headers":${JSON.stringify(message.headers)}`;
-    break;
-  }
-  if (message.ttl_ms !== undefined) json += `,"ttl_ms":${message.ttl_ms}`;
-  if (message.deliver_at !== undefined) json += `,"deliver_at":${message.deliver_at}`;
-  if (message.correlation_id !== undefined)
-    json += `,"correlation_id":${JSON.stringify(message.correlation_id)}`;
-  if (message.type !== undefined) json += `,"type":${JSON.stringify(message.type)}`;
-  if (message.trace_id !== undefined) json += `,"traceparent":${JSON.stringify(message.trace_id)}`;
-  json += tail;
-  if (!binaryId) json += `,"id":${JSON.stringify(message.id)}`;
-  return json + '}';
-}
-
-const EMPTY_BYTES = new Uint8Array(0);
-
-/** Encoded topics of recent deliveries: a queue's messages mostly share one topic. */
-let lastTopic = '';
-let lastTopicBytes: Uint8Array = EMPTY_BYTES;
-
-function topicBytes(topic: string): Uint8Array {
-  if (topic !== lastTopic) {
-    lastTopicBytes = Buffer.from(topic, 'utf8');
-    lastTopic = topic;
-  }
-  return lastTopicBytes;
-}
-
-/**
- * Sends subscription `sid` a MSG frame carrying a stored message; `tail` as in `metaJson`. Written straight
- * into the session's outbound buffer, metadata JSON included: no frame or metadata buffer per delivery.
- */
-function sendStored(session: Session, sid: number, message: Message, tail: string): void {
-  const msgId = ulidFromString(message.id);
-  const meta = metaJson(message, tail, msgId !== undefined);
-  const metaLength = Buffer.byteLength(meta, 'utf8');
-  const topic = topicBytes(message.topic);
-  const reply = message.reply_to ? Buffer.from(message.reply_to, 'utf8') : EMPTY_BYTES;
-  const size = messageFrameSize(topic.length, reply.length, metaLength, message.payload.length, msgId);
-  const at = session.reserve(size);
-  const out = session.outBuffer;
-  const metaAt = writeMessageHead(
-    out,
-    at,
-    FrameType.MSG,
-    sid,
-    0,
-    msgId,
-    topic,
-    reply,
-    metaLength,
-    message.payload.length,
-  );
-  out.write(meta, metaAt, metaLength, 'utf8');
-  out.set(message.payload, metaAt + metaLength);
-  session.commit(size);
-}
-
 /** The consumer id a connection uses for a queue: unique per session, so acks from others are foreign. */
 function consumerIdOf(session: Session, queue: string): string {
   return `conn-${session.id}:${queue}`;
@@ -223,10 +150,9 @@ export function registerDurableCommands(
       const prefetch = optInt(a, 'prefetch', 1, 10_000) ?? 10;
       const consumerId = consumerIdOf(session, queue);
       holdUntilClose(session, consumerId);
-      const queueJson = `,"queue":${JSON.stringify(queue)},"delivery_id":`;
+      const fields = deliveryFields(queue);
       const stop = durable.consume(queue, consumerId, prefetch, (delivery) => {
-        const tail = `${queueJson}${JSON.stringify(delivery.delivery_id)},"delivery_count":${delivery.delivery_count}`;
-        sendStored(session, sid, delivery.message, tail);
+        sendDelivery(session, sid, delivery, fields);
       });
       session.addResource(sid, { stop, release: stop });
       return { sid, consumer: consumerId };
