@@ -199,7 +199,8 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     void stopOurs().finally(() => process.exit(130));
   });
 }
-const oursNeeded = scenarios.some((s) => s.systems.some((x) => x.info.id === 'ours'));
+// The variants start servers of their own, but only once the harness's one shows that ours starts here.
+const oursNeeded = scenarios.some((s) => s.systems.some((x) => FAMILY[x.info.id] === 'ours'));
 if (opts.oursUrl) {
   endpoints.oursUrl = opts.oursUrl;
   const why = await reachable(opts.oursUrl);

@@ -23,11 +23,16 @@ import { rabbitPubSub, rabbitReqRep } from './systems/rabbitmq.ts';
 import { oursPubSub, oursReqRep } from './systems/ours.ts';
 import { rabbitDurable } from './systems/rabbitmq-durable.ts';
 import { jetstreamDurable } from './systems/jetstream.ts';
-import { redisStreamsDurable } from './systems/redis-streams.ts';
+import {
+  redisStreamsDurable,
+  redisStreamsDurableAof,
+  redisStreamsDurableEverysec,
+} from './systems/redis-streams.ts';
 import { bullmqTasks } from './systems/bullmq.ts';
 import {
   oursDurable,
   oursDurableExtras,
+  oursDurableMemory,
   oursDurableNoFsync,
   oursDurablePostgres,
 } from './systems/ours-durable.ts';
@@ -50,10 +55,13 @@ export const FAMILY: Record<string, 'ours' | 'nats' | 'redis' | 'mqtt' | 'rabbit
   ours: 'ours',
   'ours-nofsync': 'ours',
   'ours-postgres': 'ours',
+  'ours-memory': 'ours',
   nats: 'nats',
   jetstream: 'nats',
   redis: 'redis',
   'redis-streams': 'redis',
+  'redis-streams-aof': 'redis',
+  'redis-streams-everysec': 'redis',
   bullmq: 'redis',
   mqtt: 'mqtt',
   rabbitmq: 'rabbitmq',
@@ -123,9 +131,12 @@ const REQREP: Array<Factory<ReqRepSystem>> = [oursReqRep, natsReqRep, redisReqRe
 const DURABLE: Array<Factory<DurableSystem>> = [
   oursDurable,
   oursDurableNoFsync,
+  oursDurableMemory,
   oursDurablePostgres,
   jetstreamDurable,
   rabbitDurable,
+  redisStreamsDurableAof,
+  redisStreamsDurableEverysec,
   redisStreamsDurable,
 ];
 const TASKS: Array<Factory<TaskSystem>> = [oursTasks, oursTasksNoFsync, bullmqTasks];

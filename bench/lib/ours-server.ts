@@ -41,6 +41,8 @@ export interface OursServerOptions {
   fsync?: 'always' | 'batch' | 'none';
   /** The PostgreSQL engine on this database (DB_* variables) instead of the file engine. */
   postgres?: { host: string; port: number; database: string; user: string; password: string };
+  /** The memory engine (`storage = memory`: nothing reaches the disk) instead of the file engine. */
+  memory?: boolean;
 }
 
 /** Runs with the embedded file store, as deployed by default, so durable suites use real fsyncs. */
@@ -55,7 +57,7 @@ export async function startOursServer(options: OursServerOptions = {}): Promise<
     [
       'bin/messaging_server.js',
       '--storage',
-      options.postgres ? 'postgres' : 'file',
+      options.postgres ? 'postgres' : options.memory ? 'memory' : 'file',
       '--data',
       dataDir,
       '--port',

@@ -174,9 +174,33 @@ export function formatSystems(rows: readonly Row[], markdown: boolean): string[]
   return out;
 }
 
-/** The issue's targets, checked against this run (only when ours and NATS both ran). */
+/**
+ * Durable queues: each of our rows against the rivals that promise the same durability — confirm after
+ * fsync; confirm after the write reached the OS (a server crash loses nothing, a power loss may); memory
+ * only (a restart loses everything).
+ */
+const DURABLE_PAIRS: ReadonlyArray<readonly [ours: string, rival: string]> = [
+  ['ours', 'rabbitmq'],
+  ['ours', 'redis-streams-aof'],
+  ['ours-nofsync', 'jetstream'],
+  ['ours-nofsync', 'redis-streams-everysec'],
+  ['ours-memory', 'redis-streams'],
+];
+
+/** The issues' targets, checked against this run (each only when both of its rows ran). */
 export function formatTargets(rows: readonly Row[]): string[] {
   const out: string[] = [];
+  const label = (scenario: string, system: string): string =>
+    rows.find((x) => x.scenario.id === scenario && x.system.id === system)?.system.label ?? system;
+  for (const [oursId, rivalId] of DURABLE_PAIRS) {
+    const ours = okResult(rows, 'durable-1x1', oursId);
+    const rival = okResult(rows, 'durable-1x1', rivalId);
+    if (!ours || !rival) continue;
+    const r = ours.value / rival.value;
+    out.push(
+      `durable queue, same durability: ${label('durable-1x1', oursId)} ÷ ${label('durable-1x1', rivalId)} = ${r.toFixed(2)}× — target ahead: ${r > 1 ? 'met' : 'NOT met'}`,
+    );
+  }
   for (const id of ['pubsub-1x1', 'pubsub-1x4', 'reqrep']) {
     const ours = okResult(rows, id, 'ours');
     const nats = okResult(rows, id, 'nats');

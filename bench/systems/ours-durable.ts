@@ -49,6 +49,20 @@ export function oursDurableNoFsync(ep: Endpoints): DurableSystem {
 }
 
 /**
+ * The same clients against a server of our own on the memory engine (`storage = memory`): nothing is
+ * written to disk and a restart loses everything — the durability class of a Redis without AOF or RDB.
+ */
+export function oursDurableMemory(ep: Endpoints): DurableSystem {
+  return durableAdapter(ep, {
+    id: 'ours-memory',
+    label: 'messaging-system (memory engine)',
+    notes: 'as messaging-system, on its own server with storage = memory',
+    fsync: 'none: memory only, nothing reaches the disk (a restart loses the queue)',
+    memory: true,
+  });
+}
+
+/**
  * The same clients against a server of our own on the PostgreSQL engine (the shared store of several
  * servers), on a fresh database of the PostgreSQL running here (127.0.0.1:5432, user postgres, or
  * BENCH_PG_HOST/PORT/USER/PASSWORD), dropped afterwards.
@@ -73,6 +87,8 @@ interface Variant {
   postgres?: boolean;
   /** Start a server of our own with this fsync policy instead of using the harness's. */
   fsyncPolicy?: 'none' | 'batch' | 'always';
+  /** Start a server of our own on the memory engine. */
+  memory?: boolean;
 }
 
 const PG = {
@@ -115,9 +131,9 @@ function durableAdapter(ep: Endpoints, v: Variant): DurableSystem {
         await pgAdmin(`CREATE DATABASE "${database}"`);
         own = await startOursServer({ postgres: { ...PG, database } });
         url = own.url;
-      } else if (v.fsyncPolicy) {
+      } else if (v.fsyncPolicy || v.memory) {
         if (!ep.oursUrl) throw new UnavailableError(ep.oursUnavailable ?? 'our server does not start');
-        own = await startOursServer({ fsync: v.fsyncPolicy });
+        own = await startOursServer({ fsync: v.fsyncPolicy, memory: v.memory });
         url = own.url;
       }
       producer = await oursConnect(url, 'bench-durable-producer', ep.oursUnavailable);
