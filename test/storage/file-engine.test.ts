@@ -246,6 +246,33 @@ describe('file engine', () => {
     await s.close();
   });
 
+  it('waits before carrying the live messages of a just-closed segment (they are usually about to be acked)', async () => {
+    const dir = freshDir();
+    const logs: string[] = [];
+    const logger: Logger = { info: (_o, m) => logs.push(String(m)), warn: (_o, m) => logs.push(String(m)) };
+    const s = await FileStorage.open(opts(dir, { logger }));
+    await s.declareQueue({ name: 'q' });
+    await s.append('q', { topic: 't', payload: enc.encode('in flight') });
+    const [held] = await s.take('q', 'c', 1);
+    const payload = new Uint8Array(300);
+    for (let i = 0; i < 100; i++) await s.append('q', { topic: 't', payload });
+    for (;;) {
+      const ds = await s.take('q', 'f', 100);
+      for (const d of ds) await s.ack('q', 'f', d.delivery_id);
+      if (!ds.length) break;
+    }
+    const firstSeg = segments(dir)[0]!;
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(segments(dir).includes(firstSeg), 'not carried within the grace period');
+    assert.ok(!logs.some((m) => m.includes('carried forward')), logs.join('; '));
+    // Acked in time: the segment is dropped without any carrying.
+    await s.ack('q', 'c', held!.delivery_id);
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(!segments(dir).includes(firstSeg), `${firstSeg} still there: ${segments(dir).join(',')}`);
+    assert.ok(!logs.some((m) => m.includes('carried forward')), logs.join('; '));
+    await s.close();
+  });
+
   it('live messages in a mostly settled oldest segment are carried forward with their state', async () => {
     const dir = freshDir();
     let t = T0;

@@ -45,7 +45,16 @@ interface SegStat {
   liveBytes: number;
   /** Older segments holding messages that records in this one changed. */
   refs: Set<number>;
+  /** When the segment was closed (ms, this process's clock); 0 for segments found at open. */
+  closedAt?: number;
 }
+
+/**
+ * A closed segment's live messages are carried forward only once it has been closed this long. When the
+ * journal rolls, the newest messages of the closed segment are usually in flight and acked moments
+ * later; carrying them at once would read the whole segment back to rewrite messages about to die.
+ */
+const CARRY_GRACE_MS = 5000;
 
 const SILENT: Logger = { warn: () => undefined, info: () => undefined };
 
@@ -77,6 +86,7 @@ export class FileStorage extends BaseStorage {
   private retired: Promise<FileHandle>[] = [];
   private recovering = false;
   private reclaimTimer: NodeJS.Timeout | null = null;
+  private reclaimAt = 0;
   private reclaiming: Promise<void> | null = null;
   private readonly dirLock: DirLock;
   /** The last journal flush `durable()` handed out, and the same with storage errors. */
@@ -152,7 +162,9 @@ export class FileStorage extends BaseStorage {
       segmentHead: () => encodeRecord(this.state.snapshot()),
       onFailure: (err) => this.onLogFailure(err),
       onRoll: (seg, size) => {
-        this.stat(seg).size = size;
+        const st = this.stat(seg);
+        st.size = size;
+        st.closedAt = Date.now();
         this.scheduleReclaim();
       },
     });
@@ -373,30 +385,37 @@ export class FileStorage extends BaseStorage {
 
   // ---- space reclaim -----------------------------------------------------------------------------
 
-  private scheduleReclaim(): void {
-    if (this.reclaimTimer || this.closed) return;
+  private scheduleReclaim(delayMs = 50): void {
+    if (this.closed) return;
+    // A pass already due sooner covers this request; one due later (a grace period) is brought forward.
+    if (this.reclaimTimer) {
+      if (this.reclaimAt <= Date.now() + delayMs) return;
+      clearTimeout(this.reclaimTimer);
+    }
+    this.reclaimAt = Date.now() + delayMs;
     this.reclaimTimer = setTimeout(() => {
       this.reclaimTimer = null;
       this.reclaim().catch((err: unknown) =>
         this.logger.warn({ err: String(err) }, 'storage: space reclaim failed'),
       );
-    }, 50);
+    }, delayMs);
     this.reclaimTimer.unref();
   }
 
+  /** Reclaims what can be now, carrying live messages forward without waiting for the grace period. */
   async compact(): Promise<void> {
     await this.enter();
-    await this.reclaim();
+    await this.reclaim(true);
   }
 
-  private reclaim(): Promise<void> {
-    this.reclaiming ??= this.reclaimPasses().finally(() => {
+  private reclaim(now = false): Promise<void> {
+    this.reclaiming ??= this.reclaimPasses(now).finally(() => {
       this.reclaiming = null;
     });
     return this.reclaiming;
   }
 
-  private async reclaimPasses(): Promise<void> {
+  private async reclaimPasses(now: boolean): Promise<void> {
     await this.durable();
     for (const fh of this.retired.splice(0))
       await (await fh.catch(() => null))?.close().catch(() => undefined);
@@ -415,6 +434,11 @@ export class FileStorage extends BaseStorage {
       const oldest = closedSegs()[0];
       const st = oldest === undefined ? undefined : this.segs.get(oldest);
       if (oldest !== undefined && st && st.live > 0 && st.liveBytes < this.o.compactRatio * st.size) {
+        const wait = now ? 0 : (st.closedAt ?? 0) + CARRY_GRACE_MS - Date.now();
+        if (wait > 0) {
+          this.scheduleReclaim(wait);
+          return;
+        }
         const carried = await this.carry(oldest);
         await this.durable();
         changed = carried > 0;
