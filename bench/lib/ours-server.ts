@@ -43,6 +43,8 @@ export interface OursServerOptions {
   postgres?: { host: string; port: number; database: string; user: string; password: string };
   /** The memory engine (`storage = memory`: nothing reaches the disk) instead of the file engine. */
   memory?: boolean;
+  /** `[message_bus] cache_mb`: RAM for message bodies (default: the server's). */
+  cacheMb?: number;
 }
 
 /** Runs with the embedded file store, as deployed by default, so durable suites use real fsyncs. */
@@ -71,6 +73,7 @@ export async function startOursServer(options: OursServerOptions = {}): Promise<
         ...process.env,
         MESSAGING_LOG_LEVEL: 'warn',
         MESSAGING_FSYNC: options.fsync ?? 'batch',
+        ...(options.cacheMb !== undefined ? { MESSAGING_CACHE_MB: String(options.cacheMb) } : {}),
         ...(options.postgres
           ? {
               DB_HOST: options.postgres.host,

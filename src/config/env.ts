@@ -85,6 +85,12 @@ export const ENV_VARS: readonly EnvVarSpec[] = [
     description: 'always | batch | none.',
     guide: false,
   },
+  {
+    name: 'MESSAGING_CACHE_MB',
+    keys: ['message_bus.cache_mb'],
+    description: 'RAM for message bodies in the file engine, in MiB.',
+    guide: false,
+  },
 ];
 
 export type Env = Readonly<Record<string, string | undefined>>;

@@ -114,6 +114,11 @@ export const message_bus = section('Queues, storage and durability.', {
     min: 1,
     max: 256 * MIB,
   }),
+  cache_mb: int(
+    64,
+    '(ours) RAM for message bodies in the file engine, in MiB: the head of every backlog is served from memory, the rest is read back from disk when its turn comes.',
+    { min: 1, max: 1024 * 1024 },
+  ),
 });
 
 export const monitoring = section('The admin port: health, readiness, metrics, admin API and tracing.', {

@@ -129,6 +129,25 @@ export class Broker {
     };
   }
 
+  /**
+   * `publishToQueue` for a caller that confirms many publishes (a native connection): stored now, or it
+   * throws; durable when `durable` resolves, one promise per group commit. Undefined when the storage
+   * cannot take this path now, or the message is traced: then use `publishToQueue`.
+   */
+  publishToQueueNow(
+    queue: string,
+    input: PublishInput,
+  ): { msgId: Uint8Array; durable: Promise<void> } | undefined {
+    if (!this.durable || (this.tracer.enabled && typeof input.meta?.traceparent === 'string'))
+      return undefined;
+    validateTopic(input.topic); // no router sees this message, so check here
+    const message = this.prepare(input);
+    const done = this.durable.storeInQueueNow(queue, toMessageInput(message));
+    if (!done) return undefined;
+    this.counters.published++;
+    return { msgId: message.msgId, durable: done.durable };
+  }
+
   /** Publishes straight into one durable queue (meta.queue), bypassing bindings and subscribers. */
   publishToQueue(queue: string, input: PublishInput): PublishResult {
     validateTopic(input.topic); // no router sees this message, so check here

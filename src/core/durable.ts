@@ -12,6 +12,7 @@ import type {
   Message,
   MessageInput,
   NackOptions,
+  PublishNow,
   QueueSpec,
   QueueSpecInput,
   QueueStats,
@@ -91,6 +92,8 @@ interface QueueRuntime {
   pumping: boolean;
   pumpAgain: boolean;
   rates: RateWindow;
+  /** The durability promise a pump is already chained to (see `storeInQueueNow`). */
+  pumpAfter: Promise<void> | undefined;
 }
 
 class StreamTail {
@@ -275,6 +278,29 @@ export class DurableMessaging {
     if (!this.queues.has(queue))
       return Promise.reject(new MessagingError('NOT_FOUND', `queue "${queue}" does not exist`));
     return this.store({ queues: [queue], streams: [] }, message);
+  }
+
+  /**
+   * `storeInQueue` for a caller that confirms many publishes: stored in memory now (or throws), durable
+   * when `durable` resolves — one promise per group commit. Undefined when the storage has no such fast
+   * path or cannot take it now; then use `storeInQueue`.
+   */
+  storeInQueueNow(queue: string, message: MessageInput): PublishNow | undefined {
+    const runtime = this.queues.get(queue);
+    if (!runtime) throw new MessagingError('NOT_FOUND', `queue "${queue}" does not exist`);
+    const done = this.storage.publishNow?.({ queues: [queue] }, message);
+    if (!done) return undefined;
+    if (message.deliver_at !== undefined) this.scheduleTick(message.deliver_at - this.now());
+    if (message.ttl_ms !== undefined) this.scheduleTick(message.ttl_ms);
+    // As `store`, consumers are woken once the message is durable: one pump per group, not per message.
+    if (runtime.pumpAfter !== done.durable) {
+      runtime.pumpAfter = done.durable;
+      done.durable.then(
+        () => this.pump(queue),
+        () => undefined, // the publisher gets the error; nothing new to deliver
+      );
+    }
+    return done;
   }
 
   private afterStore(targets: DurableTargets, message: MessageInput, result: AppendResult): void {
@@ -645,6 +671,7 @@ export class DurableMessaging {
       pumping: false,
       pumpAgain: false,
       rates: new RateWindow(),
+      pumpAfter: undefined,
     });
   }
 

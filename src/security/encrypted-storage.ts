@@ -220,6 +220,12 @@ export class EncryptedStorage {
         await this.settled();
         return this.inner.publish(targets, sealed);
       },
+      // Sealed like `publish`; while a new key's verifier is being recorded, the caller falls back to it.
+      publishNow: (targets, message) => {
+        if (!this.inner.publishNow) return undefined;
+        const sealed = this.sealInput(message);
+        return this.settled() ? undefined : this.inner.publishNow(targets, sealed);
+      },
       streamAppend: async (streams, message) => {
         const sealed = this.sealInput(message);
         await this.settled();

@@ -6,13 +6,7 @@ import type { DurableMessaging } from '../core/durable.ts';
 import { storedMessageToJson } from '../core/durable.ts';
 import { MessagingError } from '../protocol/index.ts';
 import { deliveryFields, sendDelivery, sendStored } from './stored-frames.ts';
-import type {
-  Delivery,
-  OverflowPolicy,
-  Storage,
-  StreamMessage,
-  StreamStart,
-} from '../storage/types.ts';
+import type { Delivery, OverflowPolicy, Storage, StreamMessage, StreamStart } from '../storage/types.ts';
 import type { CommandHandler, Session } from './session.ts';
 
 type Args = Record<string, unknown>;

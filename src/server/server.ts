@@ -209,6 +209,7 @@ async function openDurable(
     engine: bus.storage,
     path: bus.persistence_path,
     fsync: bus.fsync,
+    cacheBytes: bus.cache_mb * 1024 * 1024,
     batchSize: bus.batch_size,
     batchTimeoutMs: config.network_optimization.batch_timeout_ms,
     logger: log,

@@ -99,6 +99,9 @@ export class Session {
   private handshakeDone = false;
   /** The protocol version agreed in HELLO/WELCOME (2 and up: publisher confirms as CONFIRM frames). */
   private version = 0;
+  /** Direct queue publishes waiting for `confirmsFor`, as request id, message id pairs. */
+  private confirms: Array<number | Uint8Array> = [];
+  private confirmsFor: Promise<void> | undefined;
   private handshakeTimer: NodeJS.Timeout | undefined;
   private readonly subs = new Map<number, SessionSubscriber>();
   /**
@@ -499,6 +502,13 @@ export class Session {
       const broker = this.ctx.broker;
       const direct = frame.meta?.queue;
       this.guard?.checkPublish(frame.topic, typeof direct === 'string' ? direct : undefined);
+      if (typeof direct === 'string' && reqId !== 0 && this.version >= 2) {
+        const now = broker.publishToQueueNow(direct, input);
+        if (now) {
+          this.confirmWhen(now.durable, reqId, now.msgId);
+          return;
+        }
+      }
       const result =
         typeof direct === 'string'
           ? broker.publishToQueue(direct, input)
@@ -592,6 +602,28 @@ export class Session {
       this.subs.delete(sub.sid);
     }
     return { sid };
+  }
+
+  /**
+   * Confirms a direct queue publish once `durable` resolves. Publishes of one group commit share that
+   * promise, so they are confirmed by one callback instead of one each.
+   */
+  private confirmWhen(durable: Promise<void>, reqId: number, msgId: Uint8Array): void {
+    if (durable !== this.confirmsFor) {
+      const confirms: Array<number | Uint8Array> = [];
+      this.confirmsFor = durable;
+      this.confirms = confirms;
+      durable.then(
+        () => {
+          for (let i = 0; i < confirms.length; i += 2)
+            this.confirm(confirms[i] as number, confirms[i + 1] as Uint8Array);
+        },
+        (err: unknown) => {
+          for (let i = 0; i < confirms.length; i += 2) this.answerError(confirms[i] as number, err);
+        },
+      );
+    }
+    this.confirms.push(reqId, msgId);
   }
 
   /** The confirm of a direct queue publish, written straight into the outbound buffer. */

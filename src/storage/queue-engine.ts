@@ -27,6 +27,7 @@ import type {
   Message,
   MessageInput,
   NackOptions,
+  PublishNow,
   QueueSpec,
   QueueSpecInput,
   QueueStats,
@@ -169,7 +170,21 @@ export abstract class QueueEngine {
     targets: { queues?: readonly string[]; streams?: readonly string[] },
     input: MessageInput,
   ): Promise<AppendResult> {
-    if (this.gate || this.closed) await this.enter();
+    for (;;) {
+      const done = this.publishNow(targets, input);
+      if (done) {
+        await done.durable;
+        return done.result;
+      }
+      await this.enter(); // opening or reloading: wait (throws once closed)
+    }
+  }
+
+  publishNow(
+    targets: { queues?: readonly string[]; streams?: readonly string[] },
+    input: MessageInput,
+  ): PublishNow | undefined {
+    if (this.gate || this.closed) return undefined;
     const now = this.now();
     const msg = normalizeMessage(input, now);
     const qs = this.targets(targets.queues, (n) => this.queue(n));
@@ -215,8 +230,7 @@ export abstract class QueueEngine {
       this.appending = undefined;
     }
     for (const s of ss) this.enforceRetention(s, now);
-    await this.durable();
-    return { id: msg.id, streams };
+    return { result: { id: msg.id, streams }, durable: this.durable() };
   }
 
   /** Each named target once; a single name (nearly every publish) without building a set. */

@@ -171,6 +171,12 @@ export interface AppendResult {
   streams: Record<string, number>;
 }
 
+/** A publish applied in memory, and the promise of its durability (see `Storage.publishNow`). */
+export interface PublishNow {
+  result: AppendResult;
+  durable: Promise<void>;
+}
+
 export interface TickResult {
   /** Deliveries whose ack timeout passed and went back to their queue. */
   redelivered: number;
@@ -217,6 +223,17 @@ export interface Storage {
     targets: { queues?: readonly string[]; streams?: readonly string[] },
     message: MessageInput,
   ): Promise<AppendResult>;
+  /**
+   * Optional fast path of `publish` for engines that decide in memory (memory, file): the message is
+   * stored — or the call throws, as `publish` would reject — before it returns, and `durable` resolves
+   * once it is durable: one promise shared by every write of a group commit, so a caller confirming many
+   * publishes waits on one promise per group instead of one per message. Undefined when the engine
+   * cannot decide now (opening, reloading after a failed write, closed): then use `publish`.
+   */
+  publishNow?(
+    targets: { queues?: readonly string[]; streams?: readonly string[] },
+    message: MessageInput,
+  ): PublishNow | undefined;
 
   /**
    * Up to `max` deliveries for `consumerId`, highest priority first, FIFO within a priority, skipping

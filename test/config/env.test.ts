@@ -77,6 +77,7 @@ test('every environment variable of the guide sets its key', () => {
     MESSAGING_PERSISTENCE_PATH: '/tmp/q',
     MESSAGING_STORAGE: 'postgres',
     MESSAGING_FSYNC: 'always',
+    MESSAGING_CACHE_MB: '12',
   };
   const { config, problems } = loadConfig({ env });
   assert.deepEqual(errors(problems), []);
@@ -105,6 +106,7 @@ test('every environment variable of the guide sets its key', () => {
   assert.equal(config.message_bus.persistence_path, '/tmp/q');
   assert.equal(config.message_bus.storage, 'postgres');
   assert.equal(config.message_bus.fsync, 'always');
+  assert.equal(config.message_bus.cache_mb, 12);
   // The test covers the whole table.
   assert.deepEqual(Object.keys(env).sort(), ENV_VARS.map((v) => v.name).sort());
 });

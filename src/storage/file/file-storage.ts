@@ -110,7 +110,7 @@ export class FileStorage extends BaseStorage {
       batchSize: options.batchSize ?? 100,
       batchTimeoutMs: options.batchTimeoutMs ?? 10,
       segmentBytes: options.segmentBytes ?? 64 * 1024 * 1024,
-      cacheBytes: options.cacheBytes ?? 4 * 1024 * 1024,
+      cacheBytes: options.cacheBytes ?? 64 * 1024 * 1024,
       compactRatio: options.compactRatio ?? 0.5,
       io: options.io ?? defaultIo,
     };
