@@ -380,16 +380,27 @@ export class DurableMessaging {
     // All at once, so the whole batch shares one journal write and fsync instead of one each.
     const pending = deliveryIds.map((id) => this.storage.ack(queue, consumerId, id));
     this.pump(queue);
-    const results = await Promise.allSettled(pending);
+    // The acks of one group share one promise: wait for each distinct promise once, not once per ack.
+    const outcomes = new Map<Promise<void>, { ok: true } | { ok: false; err: unknown }>();
+    for (const p of new Set(pending)) {
+      outcomes.set(
+        p,
+        await p.then(
+          () => ({ ok: true }) as const,
+          (err: unknown) => ({ ok: false, err }) as const,
+        ),
+      );
+    }
     const now = this.now();
-    results.forEach((result, i) => {
-      if (result.status === 'fulfilled') {
+    pending.forEach((p, i) => {
+      const outcome = outcomes.get(p)!;
+      if (outcome.ok) {
         acked++;
         const at = since[i];
         this.options.onSettled?.(queue, 'acked', at === undefined ? 0 : now - at);
         return;
       }
-      const err: unknown = result.reason;
+      const err = outcome.err;
       if (err instanceof MessagingError && err.code === 'UNKNOWN_DELIVERY') unknown.push(deliveryIds[i]!);
       else other ??= err;
     });

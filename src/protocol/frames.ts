@@ -230,6 +230,75 @@ function decodePubMeta(body: Uint8Array, start: number, end: number): MessageMet
   return meta;
 }
 
+// The metadata of a plain queue delivery, exactly as a server writes it byte by byte:
+// {"priority":N,"timestamp":N,"queue":"…","delivery_id":"…","delivery_count":N}
+// Read here without JSON.parse (one per delivery); anything else, or any string that would need
+// unescaping or is not ASCII, returns undefined and goes to JSON.parse.
+const D_PRIORITY = utf8Encode('{"priority":');
+const D_TIMESTAMP = utf8Encode(',"timestamp":');
+const D_QUEUE = utf8Encode(',"queue":"');
+const D_DELIVERY_ID = utf8Encode('","delivery_id":"');
+const D_DELIVERY_COUNT = utf8Encode('","delivery_count":');
+
+/** Cursor of `decodeDeliveryMeta`: the offset reached, or -1 when the bytes do not match. */
+let at = 0;
+
+function literal(b: Uint8Array, o: number, end: number, lit: Uint8Array): number {
+  if (o < 0 || o + lit.length > end) return -1;
+  for (let i = 0; i < lit.length; i++) if (b[o + i] !== lit[i]) return -1;
+  return o + lit.length;
+}
+
+/** A non-negative decimal integer of at most 15 digits starting at `o`; its end goes to `at`. */
+function uint(b: Uint8Array, o: number, end: number): number {
+  let n = 0;
+  let i = o;
+  for (; i < end && i - o < 15; i++) {
+    const c = b[i]!;
+    if (c < 0x30 || c > 0x39) break;
+    n = n * 10 + (c - 0x30);
+  }
+  at = i === o || (b[o] === 0x30 && i - o > 1) ? -1 : i;
+  return n;
+}
+
+/** Printable ASCII up to the next quote, with no backslash; its end (the quote) goes to `at`. */
+function plainString(b: Uint8Array, o: number, end: number): string {
+  let text = '';
+  for (let i = o; i < end; i++) {
+    const c = b[i]!;
+    if (c === 0x22) {
+      at = i;
+      return text;
+    }
+    if (c < 0x20 || c > 0x7e || c === 0x5c) break;
+    text += String.fromCharCode(c);
+  }
+  at = -1;
+  return '';
+}
+
+function decodeDeliveryMeta(b: Uint8Array, start: number, end: number): MessageMeta | undefined {
+  if (end - start > 512) return undefined;
+  let o = literal(b, start, end, D_PRIORITY);
+  if (o < 0) return undefined;
+  const priority = uint(b, o, end);
+  o = literal(b, at, end, D_TIMESTAMP);
+  if (o < 0) return undefined;
+  const timestamp = uint(b, o, end);
+  o = literal(b, at, end, D_QUEUE);
+  if (o < 0) return undefined;
+  const queue = plainString(b, o, end);
+  o = literal(b, at, end, D_DELIVERY_ID);
+  if (o < 0) return undefined;
+  const deliveryId = plainString(b, o, end);
+  o = literal(b, at, end, D_DELIVERY_COUNT);
+  if (o < 0) return undefined;
+  const deliveryCount = uint(b, o, end);
+  if (at < 0 || at !== end - 1 || b[at] !== 0x7d) return undefined;
+  return { priority, timestamp, queue, delivery_id: deliveryId, delivery_count: deliveryCount };
+}
+
 function deepFreeze(value: unknown): void {
   if (value === null || typeof value !== 'object') return;
   Object.freeze(value);
@@ -635,7 +704,8 @@ function decodeMessage(
     meta =
       type === FrameType.PUB
         ? decodePubMeta(body, o - start, o - start + metaLen)
-        : (decodeJsonObject(type, body, o - start, o - start + metaLen) as MessageMeta);
+        : (decodeDeliveryMeta(body, o - start, o - start + metaLen) ??
+          (decodeJsonObject(type, body, o - start, o - start + metaLen) as MessageMeta));
   }
   o += metaLen;
   const payload = b.subarray(o, end);

@@ -258,6 +258,30 @@ describe('FrameParser', () => {
     );
   });
 
+  it('reads delivery metadata the same with or without JSON.parse, whatever its shape', () => {
+    const metas = [
+      {
+        priority: 2,
+        timestamp: 1_700_000_000_123,
+        queue: 'orders',
+        delivery_id: 'ab12-1',
+        delivery_count: 1,
+      },
+      { priority: 0, timestamp: 0, queue: 'q', delivery_id: 'x', delivery_count: 123456 },
+      { priority: 5, timestamp: 1, queue: 'café', delivery_id: 'ab12-2', delivery_count: 2 },
+      { priority: 2, timestamp: 1, queue: 'a "b"', delivery_id: 'c\\d', delivery_count: 2 },
+      { priority: 2, timestamp: 1, queue: 'q', delivery_id: 'd', delivery_count: 1, id: 'not-a-ulid' },
+      { timestamp: 1, priority: 2, queue: 'q', delivery_id: 'd', delivery_count: 1 },
+      { priority: 2, timestamp: 1e20, queue: 'q', delivery_id: 'd', delivery_count: 1 },
+      { priority: 2, timestamp: 1, headers: { k: 'v' }, queue: 'q', delivery_id: 'd', delivery_count: 1 },
+    ];
+    for (const meta of metas) {
+      const [frame] = parseInChunks(encodeMsg(1, 't', utf8('p'), { meta }), [1 << 20]);
+      assert.ok(frame?.type === FrameType.MSG);
+      assert.deepEqual(frame.meta, JSON.parse(JSON.stringify(meta)), JSON.stringify(meta));
+    }
+  });
+
   it('rejects control frames whose JSON is not an object', () => {
     for (const json of ['[1,2]', 'null', '{"a":', '"x"']) {
       const body = concat([Uint8Array.of(FrameType.SUB, 0, 0, 0, 1), utf8(json)]);
