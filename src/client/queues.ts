@@ -15,7 +15,7 @@ import {
   type NackOptions,
   type Settler,
 } from './durable-message.ts';
-import type { Message, MessageOptions, Payload, PublishAck, Responder } from './message.ts';
+import type { Message, MessageOptions, Payload, PublishAck, PublishOptions, Responder } from './message.ts';
 import { narrowIterator, type DurableHost, type OpenedSubscription } from './opened-subscription.ts';
 
 /** What a full queue does with one more message. */
@@ -238,11 +238,13 @@ export class Queues {
    * stored, with its id. Rejects with NotFoundError, QUEUE_FULL, STORAGE_FULL or STORAGE_FAILURE.
    */
   publish(name: string, payload: Payload, options: QueuePublishOptions = {}): Promise<QueuePublishAck> {
-    const { topic, ...rest } = options;
+    // Not `const { topic, ...rest } = options`: an object rest is a dictionary-mode object, slow to read.
+    const topic = options.topic;
     return this.host.publishConfirmed(topic ?? name, payload, {
-      ...rest,
+      ...options,
+      topic: undefined,
       queue: name,
-    }) as Promise<QueuePublishAck>;
+    } as PublishOptions) as Promise<QueuePublishAck>;
   }
 
   /**

@@ -381,16 +381,21 @@ export class DurableMessaging {
     const pending = deliveryIds.map((id) => this.storage.ack(queue, consumerId, id));
     this.pump(queue);
     // The acks of one group share one promise: wait for each distinct promise once, not once per ack.
-    const outcomes = new Map<Promise<void>, { ok: true } | { ok: false; err: unknown }>();
-    for (const p of new Set(pending)) {
-      outcomes.set(
-        p,
-        await p.then(
-          () => ({ ok: true }) as const,
-          (err: unknown) => ({ ok: false, err }) as const,
-        ),
-      );
+    // Every promise gets its handler before the first await, so no rejection is ever left unhandled.
+    type Outcome = { ok: true } | { ok: false; err: unknown };
+    const settling = new Map<Promise<void>, Promise<Outcome>>();
+    for (const p of pending) {
+      if (!settling.has(p))
+        settling.set(
+          p,
+          p.then(
+            (): Outcome => ({ ok: true }),
+            (err: unknown): Outcome => ({ ok: false, err }),
+          ),
+        );
     }
+    const outcomes = new Map<Promise<void>, Outcome>();
+    for (const [p, outcome] of settling) outcomes.set(p, await outcome);
     const now = this.now();
     pending.forEach((p, i) => {
       const outcome = outcomes.get(p)!;

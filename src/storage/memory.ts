@@ -11,6 +11,7 @@ export class MemoryStorage extends BaseStorage {
   readonly engine = 'memory';
   /** Message by body slot. */
   private messages: (Message | undefined)[] = [];
+  private turn: Promise<void> | undefined;
 
   constructor(options: { now?: () => number } = {}) {
     super(options.now ?? Date.now);
@@ -20,14 +21,26 @@ export class MemoryStorage extends BaseStorage {
     return undefined;
   }
 
+  /**
+   * Already durable; but the writes of one synchronous run share one promise, as a group commit's do
+   * (`publishNow` callers confirm per promise, not per write). The next run gets a fresh one: the reset
+   * is queued before any callback on the promise, so no write joins a promise whose callbacks ran.
+   */
   protected durable(): Promise<void> {
-    return Promise.resolve();
+    if (!this.turn) {
+      this.turn = Promise.resolve();
+      queueMicrotask(() => (this.turn = undefined));
+    }
+    return this.turn;
   }
 
   protected hooks(): StateHooks {
     return {
       bodyAdded: (h, rec) => {
-        this.messages[h] = { ...rec.head, payload: rec.payload ?? new Uint8Array(0) };
+        // The message being published as it is (see `appending`), not a copy of it.
+        const m = this.appending;
+        this.messages[h] =
+          m && m.payload === rec.payload ? m : { ...rec.head, payload: rec.payload ?? new Uint8Array(0) };
       },
       bodyFreed: (h) => {
         this.messages[h] = undefined;

@@ -7,7 +7,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import { MessagingError } from '../protocol/errors.ts';
-import type { Loc, Rec } from './internal/records.ts';
+import { headOf, type Loc, type Rec } from './internal/records.ts';
 import type { QueueState } from './internal/queue-state.ts';
 import { State, type StateHooks } from './internal/state.ts';
 import type { StreamState } from './internal/stream-state.ts';
@@ -211,7 +211,8 @@ export abstract class QueueEngine {
       }
     }
     const key = this.state.nextKey;
-    const { payload, ...head } = msg;
+    const payload = msg.payload;
+    const head = headOf(msg);
     const nb = msg.deliver_at ?? 0;
     const ex = msg.ttl_ms !== undefined ? msg.timestamp + msg.ttl_ms : 0;
     const streams: Record<string, number> = {};
