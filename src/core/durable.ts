@@ -523,8 +523,10 @@ export class DurableMessaging {
     try {
       const result = await this.storage.tick();
       this.expireTracked();
-      await this.refreshSizes();
-      for (const queue of result.ready_queues) this.pump(queue);
+      const waiting = await this.refreshSizes();
+      // Also every queue with ready messages: another reader (stats, a scrape) may have promoted a due
+      // message since, and then no tick would ever report that queue ready again.
+      for (const queue of new Set([...result.ready_queues, ...waiting])) this.pump(queue);
       // Nothing due: look again in a second anyway (cheap) so TTLs and delays never stall.
       const wait = result.next_due_at === null ? 1000 : Math.min(1000, result.next_due_at - this.now());
       this.ticking = false;
@@ -541,10 +543,13 @@ export class DurableMessaging {
     this.options.onError?.(err, what);
   }
 
-  private async refreshSizes(): Promise<void> {
+  /** Refreshes the size gauges; returns the queues with messages ready for delivery. */
+  private async refreshSizes(): Promise<string[]> {
+    const ready: string[] = [];
     for (const name of this.queues.keys()) {
       const stats = await this.storage.stats(name).catch(() => undefined);
       if (!stats) continue;
+      if (stats.depth > 0) ready.push(name);
       this.sizes.set(name, stats.depth + stats.delayed);
       const before = this.deadLettered.get(name);
       this.deadLettered.set(name, stats.dead_lettered_total);
@@ -556,6 +561,7 @@ export class DurableMessaging {
     this.streamSizes.clear();
     for (const info of await this.storage.listStreams().catch(() => []))
       this.streamSizes.set(info.name, info.messages);
+    return ready;
   }
 
   /**
