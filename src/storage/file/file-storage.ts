@@ -405,6 +405,8 @@ export class FileStorage extends BaseStorage {
   /** Reclaims what can be now, carrying live messages forward without waiting for the grace period. */
   async compact(): Promise<void> {
     await this.enter();
+    // A background pass in flight waits out the grace period: let it end, then run one that does not.
+    while (this.reclaiming) await this.reclaiming;
     await this.reclaim(true);
   }
 
