@@ -290,8 +290,7 @@ export class DurableMessaging {
     if (!runtime) throw new MessagingError('NOT_FOUND', `queue "${queue}" does not exist`);
     const done = this.storage.publishNow?.({ queues: [queue] }, message);
     if (!done) return undefined;
-    if (message.deliver_at !== undefined) this.scheduleTick(message.deliver_at - this.now());
-    if (message.ttl_ms !== undefined) this.scheduleTick(message.ttl_ms);
+    this.scheduleDue(message);
     // As `store`, consumers are woken once the message is durable: one pump per group, not per message.
     if (runtime.pumpAfter !== done.durable) {
       runtime.pumpAfter = done.durable;
@@ -303,10 +302,15 @@ export class DurableMessaging {
     return done;
   }
 
-  private afterStore(targets: DurableTargets, message: MessageInput, result: AppendResult): void {
-    for (const queue of targets.queues) this.pump(queue);
+  /** A tick for when a stored message becomes due (`deliver_at`) or expires (`ttl_ms`). */
+  private scheduleDue(message: MessageInput): void {
     if (message.deliver_at !== undefined) this.scheduleTick(message.deliver_at - this.now());
     if (message.ttl_ms !== undefined) this.scheduleTick(message.ttl_ms);
+  }
+
+  private afterStore(targets: DurableTargets, message: MessageInput, result: AppendResult): void {
+    for (const queue of targets.queues) this.pump(queue);
+    this.scheduleDue(message);
     for (const stream in result.streams) this.announce(stream, result.streams[stream]!);
   }
 
