@@ -22,6 +22,7 @@ import {
   TimeoutError,
   encodeControl,
   encodePing,
+  copyBytes,
   encodePong,
   encodePub,
   errorFromWire,
@@ -573,7 +574,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     if (sub instanceof OpenedSubscription) {
       // Durable deliveries are copied: they may wait unacknowledged for long, and a view would keep the
       // whole read chunk alive with them.
-      sub._deliver(sub.opener.wrap(frame, frame.payload.slice(), this.responder));
+      sub._deliver(sub.opener.wrap(frame, copyBytes(frame.payload), this.responder));
       return;
     }
     // No copy: the parser hands out views into the read chunk, which the transport never reuses (see

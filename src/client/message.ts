@@ -1,5 +1,6 @@
 /** A received message and the publish options shared by publish, request and respond. */
 import {
+  copyBytes,
   MESSAGE_ID_BYTES,
   MessagingError,
   ulidFromString,
@@ -156,7 +157,7 @@ export class Message {
     // The id is a view into the read chunk like the payload; a caller that copied the payload wants
     // nothing tied to that chunk, so the id is copied then too.
     const id = frame.msgId;
-    this.idBytes = id !== undefined && payload !== frame.payload ? id.slice() : id;
+    this.idBytes = id !== undefined && payload !== frame.payload ? copyBytes(id) : id;
   }
 
   /** Same as `payload`. */

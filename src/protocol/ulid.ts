@@ -96,17 +96,25 @@ export function ulidToString(id: Uint8Array): string {
 
 /** Parses a 26-character ULID; returns undefined when it is not one. */
 export function ulidFromString(text: string): Uint8Array | undefined {
-  if (text.length !== 26) return undefined;
   const out = new Uint8Array(16);
+  return ulidInto(text, out, 0) ? out : undefined;
+}
+
+/**
+ * Parses a 26-character ULID into `out[offset..offset + 16)`; false (bytes undefined) when it is not
+ * one. No allocation: a caller that only copies the bytes on can parse into a scratch buffer.
+ */
+export function ulidInto(text: string, out: Uint8Array, offset: number): boolean {
+  if (text.length !== 26) return false;
   let acc = 0;
   let bits = -2; // drop the 2 padding bits of the first digit
-  let o = 0;
+  let o = offset;
   // Character codes and a table, not a string per character: this runs once per durable delivery.
   for (let i = 0; i < 26; i++) {
     const code = text.charCodeAt(i);
     const v = code < 128 ? DECODE[code]! : -1;
-    if (v < 0) return undefined;
-    if (o === 0 && bits === -2 && v > 7) return undefined; // would overflow 128 bits
+    if (v < 0) return false;
+    if (i === 0 && v > 7) return false; // would overflow 128 bits
     acc = (acc << 5) | v;
     bits += 5;
     if (bits >= 8) {
@@ -115,5 +123,5 @@ export function ulidFromString(text: string): Uint8Array | undefined {
       acc &= (1 << bits) - 1;
     }
   }
-  return out;
+  return true;
 }

@@ -4,7 +4,7 @@
  * fields and a ULID id) writes its metadata JSON byte by byte, with no string, object or buffer per
  * delivery; anything else builds the JSON as a string first. Both give the same bytes.
  */
-import { FrameType, messageFrameSize, ulidFromString, writeMessageHead } from '../protocol/index.ts';
+import { FrameType, messageFrameSize, ulidInto, writeMessageHead } from '../protocol/index.ts';
 import type { Delivery, Message } from '../storage/types.ts';
 import type { Session } from './session.ts';
 
@@ -64,9 +64,19 @@ function topicBytes(topic: string): Uint8Array {
   return lastTopicBytes;
 }
 
+/**
+ * The binary id of the message being written: parsed into this scratch array, not a new one per
+ * delivery, since the frame writer copies it at once.
+ */
+const ID_BYTES = new Uint8Array(16);
+
+function binaryId(message: Message): Uint8Array | undefined {
+  return ulidInto(message.id, ID_BYTES, 0) ? ID_BYTES : undefined;
+}
+
 /** Sends subscription `sid` a MSG frame carrying a stored message; `tail` as in `metaJson`. */
 export function sendStored(session: Session, sid: number, message: Message, tail: string): void {
-  const msgId = ulidFromString(message.id);
+  const msgId = binaryId(message);
   const meta = metaJson(message, tail, msgId !== undefined);
   const metaLength = Buffer.byteLength(meta, 'utf8');
   const topic = topicBytes(message.topic);
@@ -100,8 +110,7 @@ export function sendDelivery(
   fields: DeliveryFields,
 ): void {
   const message = delivery.message;
-  const msgId =
-    isPlain(message) && isPlainAscii(delivery.delivery_id) ? ulidFromString(message.id) : undefined;
+  const msgId = isPlain(message) && isPlainAscii(delivery.delivery_id) ? binaryId(message) : undefined;
   if (!msgId) {
     const id = JSON.stringify(delivery.delivery_id);
     sendStored(session, sid, message, `${fields.json}${id},"delivery_count":${delivery.delivery_count}`);

@@ -2,6 +2,7 @@
  * Normalises and checks what callers hand to storage. The protocol layer validates too, but storage is
  * also used directly (CLI tools, tests, the task layer), and a bad value journaled is a bad value forever.
  */
+import { copyBytes } from '../protocol/bytes.ts';
 import { monotonicFactory } from 'ulid';
 import { MessagingError } from '../protocol/errors.ts';
 import {
@@ -127,7 +128,7 @@ export function normalizeMessage(input: MessageInput, now: number): Message {
     id: optString('id', input.id) ?? nextUlid(now),
     topic: input.topic,
     headers,
-    payload: input.payload.slice(),
+    payload: copyBytes(input.payload),
     priority: parsePriority(input.priority),
     timestamp,
   };

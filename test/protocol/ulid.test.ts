@@ -6,6 +6,7 @@ import {
   UlidGenerator,
   encodeMsg,
   ulidFromString,
+  ulidInto,
   ulidTime,
   ulidToString,
   type Frame,
@@ -30,6 +31,16 @@ describe('message ids (ULID)', () => {
       assert.ok(next > prev, `${next} should sort after ${prev}`);
       prev = next;
     }
+  });
+
+  it("parses into a caller's buffer at an offset, leaving the bytes around it alone", () => {
+    const id = new UlidGenerator().next(42);
+    const out = new Uint8Array(20).fill(0xee);
+    assert.equal(ulidInto(ulidToString(id), out, 2), true);
+    assert.deepEqual(out.subarray(2, 18), id);
+    assert.deepEqual([out[0], out[1], out[18], out[19]], [0xee, 0xee, 0xee, 0xee]);
+    assert.equal(ulidInto('8ZZZZZZZZZZZZZZZZZZZZZZZZZ', out, 0), false, 'past 128 bits');
+    assert.equal(ulidInto('short', out, 0), false);
   });
 
   it('rejects text that is not a ULID', () => {

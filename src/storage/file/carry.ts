@@ -4,6 +4,7 @@
  * at the end of the journal they supersede every older record about those messages, so the segment —
  * and the older records that changed them — can be deleted.
  */
+import { copyBytes } from '../../protocol/bytes.ts';
 import type { EntryFact, TaskRec } from '../internal/records.ts';
 import type { MsgRec, State } from '../internal/state.ts';
 import { decodeRecord, HEADER_BYTES } from './codec.ts';
@@ -43,7 +44,7 @@ export function* liveMessages(state: State, seg: number, buf: Buffer): Generator
     }
     const streams = rec.streams.filter(({ s, seq }) => state.streams.get(s)?.get(seq) === h);
     // The payload is a view into the segment buffer; copy it so nothing keeps that buffer alive.
-    const payload = (rec.payload ?? new Uint8Array(0)).slice();
+    const payload = copyBytes(rec.payload ?? new Uint8Array(0));
     yield { h, rec: { t: 'msg', key: rec.key, head: rec.head, payload, queues, streams, carried: true } };
   }
 }

@@ -10,6 +10,7 @@
  * ack, a dead-lettering…), so it goes only once every older segment it refers to is gone. Declarations
  * never pin a segment: every segment starts with a snapshot of the control state.
  */
+import { copyBytes } from '../../protocol/bytes.ts';
 import { mkdir, open, readFile, unlink, type FileHandle } from 'node:fs/promises';
 import { MessagingError } from '../../protocol/errors.ts';
 import { BaseStorage, type BodyRef } from '../engine.ts';
@@ -338,7 +339,7 @@ export class FileStorage extends BaseStorage {
       const view = r.rec.payload ?? new Uint8Array(0);
       if (delivered) return { ...r.rec.head, payload: view };
       // Copy out of the shared run buffer so a cached message does not pin the whole run.
-      const msg: Message = { ...r.rec.head, payload: run.length > 1 ? view.slice() : view };
+      const msg: Message = { ...r.rec.head, payload: run.length > 1 ? copyBytes(view) : view };
       if (state === this.state && state.bodies.key[m.h] === m.key) this.cache.put(m.h, m.key, msg);
       return msg;
     });
