@@ -106,12 +106,16 @@ interface PendingOp {
   after: number;
   resolve: (body: Record<string, unknown>) => void;
   reject: (error: MessagingError) => void;
-  /** When the op times out (epoch ms), and what to say then; ops without one wait for their answer. */
-  deadline?: number;
-  timeoutMs?: number;
-  what?: string;
+  /**
+   * When the op times out (epoch ms; Infinity: it waits for its answer) and what to say then: `what`,
+   * followed by ` to '<topic>'` for a publish — built only if it does time out, not per publish.
+   */
+  deadline: number;
+  timeoutMs: number;
+  what: string;
+  topic: string | undefined;
   /** A publish to this durable queue: the server may confirm it with a CONFIRM frame instead of OK. */
-  queue?: string;
+  queue: string | undefined;
 }
 
 interface PongWaiter {
@@ -290,7 +294,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
    * queues, stored) the message. */
   publishConfirmed(topic: string, payload: Payload = EMPTY, options?: PublishOptions): Promise<PublishAck> {
     const timeoutMs = options?.timeoutMs ?? this.options.timeoutMs;
-    return this.sendOp(timeoutMs, `publish to '${topic}'`, options?.queue, (reqId) => {
+    return this.sendOp(timeoutMs, 'publish', topic, options?.queue, (reqId) => {
       const bytes = encodePayload(payload);
       const reply = options?.reply ? utf8Encode(options.reply) : EMPTY;
       const queue = onlyQueue(options);
@@ -618,10 +622,10 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     const now = Date.now();
     let next = Infinity;
     for (const [reqId, op] of this.pending) {
-      if (op.deadline === undefined) continue;
       if (op.deadline <= now) {
         this.takePending(reqId);
-        op.reject(new TimeoutError('TIMEOUT', `${op.what} got no answer within ${op.timeoutMs} ms`));
+        const what = op.topic === undefined ? op.what : `${op.what} to '${op.topic}'`;
+        op.reject(new TimeoutError('TIMEOUT', `${what} got no answer within ${op.timeoutMs} ms`));
       } else if (op.deadline < next) next = op.deadline;
     }
     if (next < Infinity) this.armTimeout(next);
@@ -643,7 +647,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
     what: string,
     build: (reqId: number) => Uint8Array,
   ): Promise<Record<string, unknown>> {
-    return this.sendOp(timeoutMs, what, undefined, (reqId) => this.enqueueWork(build(reqId)));
+    return this.sendOp(timeoutMs, what, undefined, undefined, (reqId) => this.enqueueWork(build(reqId)));
   }
 
   /**
@@ -653,13 +657,25 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
   private sendOp(
     timeoutMs: number,
     what: string,
+    topic: string | undefined,
     queue: string | undefined,
     write: (reqId: number) => void,
   ): Promise<Record<string, unknown>> {
     if (this.state === 'closed') return Promise.reject(closedError('connection is closed'));
     return new Promise((resolve, reject) => {
       const reqId = this.allocReqId();
-      const op: PendingOp = { kind: 'op', after: this.out.flushCount, resolve, reject, queue };
+      // Every field set here, in one order: ops of one shape keep the pending map's reads monomorphic.
+      const op: PendingOp = {
+        kind: 'op',
+        after: this.out.flushCount,
+        resolve,
+        reject,
+        deadline: timeoutMs > 0 ? Date.now() + timeoutMs : Infinity,
+        timeoutMs,
+        what,
+        topic,
+        queue,
+      };
       try {
         this.pending.set(reqId, op);
         write(reqId);
@@ -668,12 +684,7 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
         reject(asMessagingError(err));
         return;
       }
-      if (timeoutMs > 0) {
-        op.deadline = Date.now() + timeoutMs;
-        op.timeoutMs = timeoutMs;
-        op.what = what;
-        this.armTimeout(op.deadline);
-      }
+      if (op.deadline < Infinity) this.armTimeout(op.deadline);
     });
   }
 
@@ -806,6 +817,11 @@ export class Connection extends TypedEmitter<ConnectionEvents> {
         this.emit('error', error);
         sub._close(error);
       },
+      deadline: Infinity, // a subscription is answered when the server answers; no timeout of its own
+      timeoutMs: 0,
+      what: 'subscribe',
+      topic: undefined,
+      queue: undefined,
     });
     if (opener) {
       // Regenerated from the live subscriptions on a reconnect, like SUBs: a copy still queued for the

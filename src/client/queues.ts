@@ -190,6 +190,8 @@ function asCount(body: Record<string, unknown>, key: string): number {
 /** The queue API of a connection (`conn.queues`). */
 export class Queues {
   private readonly acks: AckBatcher;
+  /** `{queue}` publish options by queue name, for `publish` without options. */
+  private readonly plainPublish = new Map<string, PublishOptions>();
   private readonly settler: Settler = {
     ack: (queue, deliveryId) => this.ack(queue, deliveryId),
     nack: (queue, deliveryId, options) => this.nack(queue, deliveryId, options),
@@ -237,7 +239,13 @@ export class Queues {
    * Publishes straight into queue `name` (bypassing bindings and pub/sub) and resolves once it is
    * stored, with its id. Rejects with NotFoundError, QUEUE_FULL, STORAGE_FULL or STORAGE_FAILURE.
    */
-  publish(name: string, payload: Payload, options: QueuePublishOptions = {}): Promise<QueuePublishAck> {
+  publish(name: string, payload: Payload, options?: QueuePublishOptions): Promise<QueuePublishAck> {
+    // The common call, with no options, shares one options object per queue instead of building one.
+    if (options === undefined) {
+      let plain = this.plainPublish.get(name);
+      if (!plain) this.plainPublish.set(name, (plain = Object.freeze({ queue: name })));
+      return this.host.publishConfirmed(name, payload, plain) as Promise<QueuePublishAck>;
+    }
     // Not `const { topic, ...rest } = options`: an object rest is a dictionary-mode object, slow to read.
     const topic = options.topic;
     return this.host.publishConfirmed(topic ?? name, payload, {

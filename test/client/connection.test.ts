@@ -434,7 +434,13 @@ describe('client confirms, commands and server errors', () => {
     server.holdAnswers = true;
     const c = await connectFake(server);
     await assert.rejects(c.publishConfirmed('x', 'y', { timeoutMs: 20 }), TimeoutError);
-    await assert.rejects(c.command('slow', {}, { timeoutMs: 20 }), { code: 'TIMEOUT' });
+    await assert.rejects(c.publishConfirmed('orders.eu', 'y', { timeoutMs: 20 }), {
+      message: "publish to 'orders.eu' got no answer within 20 ms",
+    });
+    await assert.rejects(c.command('slow', {}, { timeoutMs: 20 }), {
+      code: 'TIMEOUT',
+      message: "command 'slow' got no answer within 20 ms",
+    });
   });
 
   it('ERR with reqId 0 is emitted as a status error; an unknown code becomes INTERNAL', async () => {
