@@ -112,6 +112,11 @@ export class Session {
   private readonly closeHooks = new Map<string, () => void>();
   private readonly out = new OutboundBuffer();
   private flushScheduled = false;
+  /** A flush already ran (or is queued as a microtask) in this turn of the event loop. */
+  private flushedThisTurn = false;
+  private readonly endTurn = (): void => {
+    this.flushedThisTurn = false;
+  };
   private closed = false;
   /** Heartbeat bookkeeping, advanced by the server's shared sweep timer. */
   private heardSinceSweep = true;
@@ -254,9 +259,17 @@ export class Session {
       this.slowConsumer();
       return;
     }
-    if (!this.flushScheduled) {
-      this.flushScheduled = true;
-      setImmediate(this.flush);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    // The first flush of a turn goes at the end of the current microtasks, so a reply or a delivery
+    // batch leaves before this turn's other reads are handled (a consumer's next batch waited behind
+    // a publisher's whole read); any later one waits for the end of the turn, so many small replies
+    // still share one write.
+    if (this.flushedThisTurn) setImmediate(this.flush);
+    else {
+      this.flushedThisTurn = true;
+      queueMicrotask(this.flush);
+      setImmediate(this.endTurn);
     }
   }
 
