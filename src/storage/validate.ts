@@ -108,16 +108,23 @@ function optString(field: string, v: unknown): string | undefined {
  * A complete message from a publisher's input: id, headers, priority and timestamp filled in. The payload
  * is copied, because publishers (and socket readers) reuse their buffers.
  */
+/**
+ * The headers of every message without any: one frozen object instead of an empty one per message,
+ * which a stored backlog would keep by the thousand (and every young-generation GC would copy).
+ */
+const NO_HEADERS: Record<string, string> = Object.freeze({});
+
 export function normalizeMessage(input: MessageInput, now: number): Message {
   if (typeof input !== 'object' || input === null) throw bad('message must be an object');
   if (typeof input.topic !== 'string' || input.topic.length === 0)
     throw bad('topic must be a non-empty string');
   if (!(input.payload instanceof Uint8Array)) throw bad('payload must be bytes');
-  const headers: Record<string, string> = {};
+  let headers: Record<string, string> = NO_HEADERS;
   if (input.headers !== undefined) {
     if (typeof input.headers !== 'object' || input.headers === null) throw bad('headers must be an object');
     for (const [k, v] of Object.entries(input.headers)) {
       if (typeof v !== 'string') throw bad(`header ${k} must be a string`);
+      if (headers === NO_HEADERS) headers = {};
       headers[k] = v;
     }
   }

@@ -224,6 +224,18 @@ describe('BodyCache', () => {
     assert.equal(cache.get(1, 1), undefined);
   });
 
+  it('answers only for the key a slot was put with, at any slot number', () => {
+    const cache = new BodyCache(1_000_000, () => Infinity);
+    cache.put(5000, 7, msg(7)); // past the initial per-slot tables
+    assert.equal(cache.get(5000, 7)?.id, '7');
+    assert.equal(cache.get(5000, 8), undefined, 'the slot now holds another key');
+    cache.put(5000, 8, msg(8));
+    assert.equal(cache.get(5000, 7), undefined);
+    assert.equal(cache.get(5000, 8)?.id, '8');
+    cache.delete(5000);
+    assert.equal(cache.get(5000, 8), undefined);
+  });
+
   it('lets idle entries give way so new messages are cached again', () => {
     const cache = new BodyCache(10_000, () => Infinity);
     for (let h = 0; h < 10; h++) cache.put(h, h, msg(h));
