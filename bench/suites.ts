@@ -189,7 +189,7 @@ export function buildScenarios(suites: readonly Suite[], p: Params): Scenario[] 
     const params = {
       messages: p.durableMessages,
       size: p.durableSize,
-      warmup: Math.min(2000, Math.max(200, Math.floor(p.durableMessages / 10))),
+      warmup: Math.min(10_000, Math.max(200, Math.floor(p.durableMessages / 5))),
       window: 256,
       publishLimitMs: 20_000,
       idleMs: 3000,
