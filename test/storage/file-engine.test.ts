@@ -2,7 +2,9 @@
 import assert from 'node:assert/strict';
 import {
   appendFileSync,
+  constants as fsConstants,
   mkdtempSync,
+  readFileSync,
   readdirSync,
   rmSync,
   statSync,
@@ -11,7 +13,6 @@ import {
   writeSync,
   closeSync,
 } from 'node:fs';
-import type { FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
@@ -372,17 +373,17 @@ describe('file engine', () => {
     await s.close();
   });
 
-  it('fsync always: no append is confirmed before an fsync that covers it, and appends share fsyncs', async () => {
+  it('fsync always: no append is confirmed before a durable write that covers it, and appends share writes', async () => {
     const dir = freshDir();
-    let syncs = 0;
+    let syncs = 0; // durable (O_DSYNC) writes
     let release: (() => void) | null = null;
     const io: SegmentIo = {
-      write: defaultIo.write,
-      sync: async (fh: FileHandle) => {
+      write: async (fh, b, p) => {
         await new Promise<void>((r) => (release = r));
         syncs++;
-        await defaultIo.sync(fh);
+        await defaultIo.write(fh, b, p);
       },
+      sync: defaultIo.sync,
     };
     const auto = setInterval(() => release?.(), 5);
     const s = await FileStorage.open(opts(dir, { fsync: 'always', io, segmentBytes: 1024 * 1024 }));
@@ -399,11 +400,36 @@ describe('file engine', () => {
     await Promise.all(appends);
     clearInterval(pump);
     assert.equal(confirmed, 50);
-    assert.ok(syncs - syncsBefore <= 3, `${syncs - syncsBefore} fsyncs for 50 concurrent appends`);
+    assert.ok(syncs - syncsBefore <= 3, `${syncs - syncsBefore} durable writes for 50 concurrent appends`);
     await s.close();
   });
 
-  it('fsync none never syncs while running; batch groups up to batchSize', async () => {
+  it('writes segments with O_DSYNC under fsync always and batch, and without under none', async () => {
+    for (const fsync of ['always', 'batch', 'none'] as const) {
+      const dir = freshDir();
+      let flags = -1;
+      const io: SegmentIo = {
+        write: async (fh, b, p) => {
+          // The kernel's own record of how the file was opened.
+          const info = readFileSync(`/proc/self/fdinfo/${fh.fd}`, 'utf8');
+          flags = parseInt(/^flags:\s+([0-7]+)/m.exec(info)![1]!, 8);
+          await defaultIo.write(fh, b, p);
+        },
+        sync: defaultIo.sync,
+      };
+      const s = await FileStorage.open(opts(dir, { fsync, io }));
+      await s.declareQueue({ name: 'q' });
+      await s.append('q', { topic: 't', payload: enc.encode('x') });
+      await s.close();
+      assert.equal(
+        (flags & fsConstants.O_DSYNC) !== 0,
+        fsync !== 'none',
+        `fsync ${fsync}: flags 0${flags.toString(8)}`,
+      );
+    }
+  });
+
+  it('fsync none never syncs while running; batch groups up to batchSize (each write durable)', async () => {
     for (const fsync of ['none', 'batch'] as const) {
       const dir = freshDir();
       let syncs = 0;
@@ -428,12 +454,10 @@ describe('file engine', () => {
       await Promise.all(
         Array.from({ length: 100 }, (_, i) => s.append('q', { topic: 't', payload: enc.encode(`m${i}`) })),
       );
-      if (fsync === 'none') assert.equal(syncs, 0);
-      else {
-        assert.ok(syncs - s0 >= 1 && syncs - s0 <= 10, `${syncs - s0} syncs`);
-        assert.ok(Date.now() - t0 < 1000, 'a full batch does not wait for the timeout');
-      }
-      assert.ok(writes - w0 <= 10, `${writes - w0} writes for 100 appends`);
+      // Batch writes are durable by themselves (O_DSYNC, tested above): no separate sync either.
+      assert.equal(syncs - s0, 0);
+      if (fsync === 'batch') assert.ok(Date.now() - t0 < 1000, 'a full batch does not wait for the timeout');
+      assert.ok(writes - w0 >= 1 && writes - w0 <= 10, `${writes - w0} writes for 100 appends`);
       await s.close();
       const again = await FileStorage.open(opts(dir));
       assert.equal((await again.stats('q')).depth, 100);
