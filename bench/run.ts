@@ -4,6 +4,7 @@
  *
  *   npm run bench -- --suite pubsub,reqrep --rounds 3 --markdown
  */
+import { spawnSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { connect as tcpConnect } from 'node:net';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -268,6 +269,9 @@ for (const scenario of scenarios) {
         progress(task);
         continue;
       }
+      // A round that writes to disk starts with no dirty pages of the previous one: otherwise its
+      // fsyncs pay for the kernel writing back another system's data (seen: ±15% on the fsync rows).
+      if (scenario.suite === 'durable' || scenario.suite === 'tasks') spawnSync('sync');
       try {
         const { measurement, serverVersion, fsync } = await sys.run(endpoints);
         st.rounds.push(measurement);

@@ -57,6 +57,7 @@ export async function startOursServer(options: OursServerOptions = {}): Promise<
   const child = spawn(
     process.execPath,
     [
+      '--no-memory-reducer', // as every launcher of the server (see bin/messaging_server.js)
       'bin/messaging_server.js',
       '--storage',
       options.postgres ? 'postgres' : options.memory ? 'memory' : 'file',
