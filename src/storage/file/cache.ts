@@ -15,31 +15,28 @@
  */
 import type { Message } from '../types.ts';
 
+interface Entry {
+  key: number;
+  msg: Message;
+  bytes: number;
+  /** Journal group holding the record; pinned while the log has not written it. */
+  group: number;
+  /** Bytes put into the cache before this entry: its age, for idleness. */
+  at: number;
+}
+
 /** Rough per-entry overhead (object, headers, map slot) so tiny payloads still count. */
 const OVERHEAD = 256;
 /** An entry unread while this many cache budgets of newer entries went by is idle. */
 const IDLE_BUDGETS = 4;
 
 export class BodyCache {
-  /** Cached messages by body slot, in put order: the order idle entries are evicted in. */
-  private readonly map = new Map<number, Message>();
-  // What the cache knows of each entry, by slot, in typed arrays instead of an object per entry: a
-  // backlog keeps tens of thousands of messages cached, and each young-generation GC copies every
-  // object they own.
-  /** The body key the slot held when it was put (slots are reused). */
-  private keys = new Float64Array(1024);
-  /** Bytes it counts against the budget. */
-  private sizes = new Float64Array(1024);
-  /** Journal group holding the record; pinned while the log has not written it. */
-  private groups = new Float64Array(1024);
-  /** Bytes put into the cache before it: its age, for idleness (and, being unique, its identity). */
-  private ats = new Float64Array(1024);
+  private readonly map = new Map<number, Entry>();
   private bytes = 0;
-  /** Total bytes ever put: the clock of `ats`. */
+  /** Total bytes ever put: the clock of `Entry.at`. */
   private putBytes = 0;
-  /** Spilled entries (slot and `ats` value, in put order), dropped once their group is on disk. */
-  private spilledSlots: number[] = [];
-  private spilledAts: number[] = [];
+  /** Spilled entries (slot and entry, in put order), dropped once their group is on disk. */
+  private spilled: { h: number; e: Entry }[] = [];
   private spillHead = 0;
 
   constructor(
@@ -52,91 +49,71 @@ export class BodyCache {
    * it leaves the cache unless its record is not on disk yet.
    */
   get(h: number, key: number, delivered = false): Message | undefined {
-    const msg = this.map.get(h);
-    if (msg === undefined || this.keys[h] !== key) return undefined;
-    if (delivered && this.groups[h]! <= this.groupsWritten()) {
+    const e = this.map.get(h);
+    if (!e || e.key !== key) return undefined;
+    if (delivered && e.group <= this.groupsWritten()) {
       this.map.delete(h);
-      this.bytes -= this.sizes[h]!;
+      this.bytes -= e.bytes;
     }
-    return msg;
+    return e.msg;
   }
 
   put(h: number, key: number, msg: Message, group = 0): void {
     this.delete(h);
-    if (h >= this.keys.length) this.grow(h);
     const bytes = msg.payload.byteLength + OVERHEAD;
-    this.keys[h] = key;
-    this.sizes[h] = bytes;
-    this.groups[h] = group;
-    this.ats[h] = this.putBytes;
+    const e: Entry = { key, msg, bytes, group, at: this.putBytes };
     this.putBytes += bytes;
-    this.map.set(h, msg);
+    this.map.set(h, e);
     this.bytes += bytes;
-    if (this.bytes > this.maxBytes) this.makeRoom(h);
+    if (this.bytes > this.maxBytes) this.makeRoom(h, e);
   }
 
   delete(h: number): void {
-    if (!this.map.delete(h)) return;
-    this.bytes -= this.sizes[h]!;
+    const e = this.map.get(h);
+    if (!e) return;
+    this.map.delete(h);
+    this.bytes -= e.bytes;
   }
 
   clear(): void {
     this.map.clear();
     this.bytes = 0;
-    this.spilledSlots = [];
-    this.spilledAts = [];
+    this.spilled = [];
     this.spillHead = 0;
   }
 
-  private grow(h: number): void {
-    let n = this.keys.length;
-    while (n <= h) n *= 2;
-    const widen = (a: Float64Array<ArrayBuffer>): Float64Array<ArrayBuffer> => {
-      const b = new Float64Array(n);
-      b.set(a);
-      return b;
-    };
-    this.keys = widen(this.keys);
-    this.sizes = widen(this.sizes);
-    this.groups = widen(this.groups);
-    this.ats = widen(this.ats);
-  }
-
-  private makeRoom(newest: number): void {
+  private makeRoom(h: number, newest: Entry): void {
     const written = this.groupsWritten();
-    const newestAt = this.ats[newest]!;
     // Spilled entries whose records are on disk go first.
-    const slots = this.spilledSlots;
-    while (this.spillHead < slots.length && this.bytes > this.maxBytes) {
-      const h = slots[this.spillHead]!;
-      const at = this.spilledAts[this.spillHead]!;
-      if (this.ats[h] === at && this.groups[h]! > written) break;
+    const spilled = this.spilled;
+    while (this.spillHead < spilled.length && this.bytes > this.maxBytes) {
+      const s = spilled[this.spillHead]!;
+      if (s.e.group > written) break;
       this.spillHead++;
-      // Still the entry that was spilled (not deleted, nor the slot put again since)?
-      if (this.ats[h] === at && this.map.has(h)) this.delete(h);
+      if (this.map.get(s.h) === s.e) {
+        this.map.delete(s.h);
+        this.bytes -= s.e.bytes;
+      }
     }
-    if (this.spillHead > 1024 && this.spillHead * 2 > slots.length) {
-      this.spilledSlots = slots.slice(this.spillHead);
-      this.spilledAts = this.spilledAts.slice(this.spillHead);
+    if (this.spillHead > 1024 && this.spillHead * 2 > spilled.length) {
+      this.spilled = spilled.slice(this.spillHead);
       this.spillHead = 0;
     }
     // Then idle entries from the front (the oldest puts), down to 3/4 of the budget in one pass.
     const idleBefore = this.putBytes - IDLE_BUDGETS * this.maxBytes;
     const target = this.maxBytes * 0.75;
     let skipped = 0;
-    for (const h of this.map.keys()) {
-      if (this.bytes <= target || this.ats[h]! >= idleBefore) break;
-      if (this.groups[h]! > written) {
+    for (const [k, e] of this.map) {
+      if (this.bytes <= target || e.at >= idleBefore) break;
+      if (e.group > written) {
         // Pinned entries may sit in front; give up after a few so a burst of appends stays cheap.
         if (++skipped > 64) break;
         continue;
       }
-      this.delete(h);
+      this.map.delete(k);
+      this.bytes -= e.bytes;
     }
     // Still full of live entries: the newest stays out, once its record is on disk.
-    if (this.bytes > this.maxBytes && this.map.has(newest) && this.ats[newest] === newestAt) {
-      this.spilledSlots.push(newest);
-      this.spilledAts.push(newestAt);
-    }
+    if (this.bytes > this.maxBytes && this.map.get(h) === newest) this.spilled.push({ h, e: newest });
   }
 }
