@@ -43,6 +43,17 @@ describe('message ids (ULID)', () => {
     assert.equal(ulidInto('short', out, 0), false);
   });
 
+  it('draws a fresh random part for every millisecond, across refills of its random pool', () => {
+    const gen = new UlidGenerator();
+    const parts = new Set<string>();
+    for (let ms = 1; ms <= 350; ms++) {
+      const id = gen.next(1_700_000_000_000 + ms);
+      assert.equal(ulidTime(id), 1_700_000_000_000 + ms);
+      parts.add(Buffer.from(id.subarray(6)).toString('hex'));
+    }
+    assert.equal(parts.size, 350, 'a random part repeated');
+  });
+
   it('rejects text that is not a ULID', () => {
     assert.equal(ulidFromString('not-an-id'), undefined);
     assert.equal(ulidFromString('8ZZZZZZZZZZZZZZZZZZZZZZZZZ'), undefined);
