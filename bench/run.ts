@@ -269,8 +269,9 @@ for (const scenario of scenarios) {
         progress(task);
         continue;
       }
-      // A round that writes to disk starts with no dirty pages of the previous one: otherwise its
-      // fsyncs pay for the kernel writing back another system's data (seen: ±15% on the fsync rows).
+      // A round that writes to disk starts with no dirty pages of the previous one, so its fsyncs do
+      // not also pay for the kernel writing back another system's data (a fsync-none round leaves
+      // tens of megabytes behind).
       if (scenario.suite === 'durable' || scenario.suite === 'tasks') spawnSync('sync');
       try {
         const { measurement, serverVersion, fsync } = await sys.run(endpoints);

@@ -162,13 +162,8 @@ function durableAdapter(ep: Endpoints, v: Variant): DurableSystem {
         await own.stop();
         own = undefined;
       }
-      if (v.postgres) {
+      if (v.postgres)
         await pgAdmin(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`).catch(() => undefined);
-        // PostgreSQL would otherwise write this round's data back in the background, during the next
-        // system's round: every fsync there got slower (measured: the next fsync rows lost ~20%).
-        await pgAdmin('CHECKPOINT').catch(() => undefined);
-        if (process.env.PGPAUSE) await new Promise((r) => setTimeout(r, Number(process.env.PGPAUSE)));
-      }
     },
   };
 }
