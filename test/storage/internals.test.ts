@@ -22,6 +22,26 @@ describe('crc32c', () => {
     assert.equal(crc32c(Uint8Array.from({ length: 32 }, (_, i) => 31 - i)), 0x113fdb5c);
   });
 
+  it('agrees with the bit-by-bit definition at every alignment and length', () => {
+    const slow = (data: Uint8Array, start: number, end: number): number => {
+      let c = 0xffffffff;
+      for (let i = start; i < end; i++) {
+        c ^= data[i]!;
+        for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+      }
+      return ~c >>> 0;
+    };
+    const r = rng(3);
+    const data = Uint8Array.from({ length: 400 }, () => Math.floor(r() * 256));
+    for (let start = 0; start < 8; start++)
+      for (const len of [0, 1, 7, 8, 63, 64, 65, 71, 72, 100, 255, 333])
+        assert.equal(
+          crc32c(data, start, start + len),
+          slow(data, start, start + len),
+          `at ${start}, ${len} bytes`,
+        );
+  });
+
   it('is the same whether computed at once, in pieces, or over a sub-range', () => {
     const r = rng(1);
     const data = Uint8Array.from({ length: 1000 }, () => Math.floor(r() * 256));
