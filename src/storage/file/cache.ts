@@ -60,6 +60,14 @@ export class BodyCache {
 
   put(h: number, key: number, msg: Message, group = 0): void {
     this.delete(h);
+    this.add(h, key, msg, group);
+  }
+
+  /**
+   * `put` for a slot known to have no entry — a body just added (a freed body leaves the cache, so its
+   * slot comes back empty): one lookup in a map of tens of thousands fewer per publish.
+   */
+  add(h: number, key: number, msg: Message, group = 0): void {
     const bytes = msg.payload.byteLength + OVERHEAD;
     const e: Entry = { key, msg, bytes, group, at: this.putBytes };
     this.putBytes += bytes;

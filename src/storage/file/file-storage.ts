@@ -222,7 +222,7 @@ export class FileStorage extends BaseStorage {
         if (!this.recovering && rec.payload) {
           const m = this.appending;
           const msg = m && m.payload === rec.payload ? m : { ...rec.head, payload: rec.payload };
-          this.cache.put(h, rec.key, msg, this.log.lastGroup);
+          this.cache.add(h, rec.key, msg, this.log.lastGroup); // fresh slot: see bodyFreed
         }
       },
       bodyFreed: (h) => {
