@@ -23,6 +23,25 @@ describe('message ids (ULID)', () => {
     assert.equal(ulidTime(id), 1_700_000_000_123);
   });
 
+  it('spells any 128 bits as the base32 digits of the number, most significant first', () => {
+    const alphabet = '0123456789ABCDEFGHJKMNPQRSTVWXYZ';
+    const reference = (id: Uint8Array): string => {
+      let n = 0n;
+      for (const b of id) n = (n << 8n) | BigInt(b);
+      let text = '';
+      for (let i = 0; i < 26; i++, n >>= 5n) text = alphabet[Number(n & 31n)]! + text;
+      return text;
+    };
+    assert.equal(ulidToString(new Uint8Array(16)), '0'.repeat(26));
+    assert.equal(ulidToString(new Uint8Array(16).fill(0xff)), '7' + 'Z'.repeat(25));
+    for (let i = 0; i < 500; i++) {
+      const id = globalThis.crypto.getRandomValues(new Uint8Array(16));
+      const text = ulidToString(id);
+      assert.equal(text, reference(id));
+      assert.deepEqual(ulidFromString(text), id);
+    }
+  });
+
   it('is strictly increasing within one millisecond, as bytes and as text', () => {
     const gen = new UlidGenerator();
     let prev = ulidToString(gen.next(5));

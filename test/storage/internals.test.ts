@@ -34,7 +34,7 @@ describe('crc32c', () => {
     const r = rng(3);
     const data = Uint8Array.from({ length: 400 }, () => Math.floor(r() * 256));
     for (let start = 0; start < 8; start++)
-      for (const len of [0, 1, 7, 8, 63, 64, 65, 71, 72, 100, 255, 333])
+      for (const len of [0, 1, 7, 8, 15, 16, 17, 63, 64, 65, 71, 72, 79, 80, 81, 100, 255, 333])
         assert.equal(
           crc32c(data, start, start + len),
           slow(data, start, start + len),
