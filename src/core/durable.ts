@@ -355,13 +355,6 @@ export class DurableMessaging {
     return returned;
   }
 
-  private holderOf(consumerId: string, deliveryId: string): Consumer | undefined {
-    const set = this.consumersById.get(consumerId);
-    if (!set) return undefined;
-    for (const consumer of set) if (consumer.inFlight.has(deliveryId)) return consumer;
-    return undefined;
-  }
-
   /** Pull instead of push: takes up to `max` deliveries for a consumer that is not registered. */
   async pull(queue: string, consumerId: string, max: number): Promise<Delivery[]> {
     const deliveries = await this.storage.take(queue, consumerId, max);
@@ -374,47 +367,27 @@ export class DurableMessaging {
    * failed, throws UNKNOWN_DELIVERY naming them in `details.unknown` (and `details.acked`).
    */
   async ack(queue: string, consumerId: string, deliveryIds: readonly string[]): Promise<number> {
-    let acked = 0;
-    const unknown: string[] = [];
-    let other: unknown;
     // Out of the prefetch count at once, whatever the outcome (a failed ack forgets the delivery too):
     // the storage has applied the acks, and new deliveries need not wait for the acks' fsync — only the
     // answer to the consumer does.
     const since = deliveryIds.map((id) => this.forget(consumerId, id));
-    // All at once, so the whole batch shares one journal write and fsync instead of one each.
-    const pending = deliveryIds.map((id) => this.storage.ack(queue, consumerId, id));
+    // One call for the batch: one journal record and one durable promise, not one of each per ack.
+    const done = this.storage.ackMany(queue, consumerId, deliveryIds);
     this.pump(queue);
-    // The acks of one group share one promise: wait for each distinct promise once, not once per ack.
-    // Every promise gets its handler before the first await, so no rejection is ever left unhandled.
-    type Outcome = { ok: true } | { ok: false; err: unknown };
-    const settling = new Map<Promise<void>, Promise<Outcome>>();
-    for (const p of pending) {
-      if (!settling.has(p))
-        settling.set(
-          p,
-          p.then(
-            (): Outcome => ({ ok: true }),
-            (err: unknown): Outcome => ({ ok: false, err }),
-          ),
-        );
+    let unknown: string[];
+    try {
+      unknown = await done;
+    } finally {
+      this.pump(queue);
     }
-    const outcomes = new Map<Promise<void>, Outcome>();
-    for (const [p, outcome] of settling) outcomes.set(p, await outcome);
+    const failed = unknown.length > 0 ? new Set(unknown) : undefined;
     const now = this.now();
-    pending.forEach((p, i) => {
-      const outcome = outcomes.get(p)!;
-      if (outcome.ok) {
-        acked++;
-        const at = since[i];
-        this.options.onSettled?.(queue, 'acked', at === undefined ? 0 : now - at);
-        return;
-      }
-      const err = outcome.err;
-      if (err instanceof MessagingError && err.code === 'UNKNOWN_DELIVERY') unknown.push(deliveryIds[i]!);
-      else other ??= err;
+    deliveryIds.forEach((id, i) => {
+      if (failed?.has(id)) return;
+      const at = since[i];
+      this.options.onSettled?.(queue, 'acked', at === undefined ? 0 : now - at);
     });
-    this.pump(queue);
-    if (other !== undefined) throw other;
+    const acked = deliveryIds.length - unknown.length;
     if (unknown.length > 0) {
       throw new MessagingError(
         'UNKNOWN_DELIVERY',
@@ -443,10 +416,16 @@ export class DurableMessaging {
 
   /** Stops counting a delivery against its consumer's prefetch; returns when it was handed out. */
   private forget(consumerId: string, deliveryId: string): number | undefined {
-    const holder = this.holderOf(consumerId, deliveryId);
-    const at = holder?.inFlight.get(deliveryId);
-    holder?.inFlight.delete(deliveryId);
-    return at;
+    const set = this.consumersById.get(consumerId);
+    if (!set) return undefined;
+    for (const consumer of set) {
+      const at = consumer.inFlight.get(deliveryId);
+      if (at !== undefined) {
+        consumer.inFlight.delete(deliveryId);
+        return at;
+      }
+    }
+    return undefined;
   }
 
   /**

@@ -8,7 +8,7 @@
 import { randomBytes } from 'node:crypto';
 import { MessagingError } from '../protocol/errors.ts';
 import { headOf, type Loc, type Rec } from './internal/records.ts';
-import type { QueueState } from './internal/queue-state.ts';
+import type { InFlight, QueueState } from './internal/queue-state.ts';
 import { State, type StateHooks } from './internal/state.ts';
 import type { StreamState } from './internal/stream-state.ts';
 import {
@@ -33,7 +33,7 @@ import type {
   QueueStats,
   TickResult,
 } from './types.ts';
-import { normalizeMessage, normalizeQueueSpec, sameSpec } from './validate.ts';
+import { normalizeMessage, normalizeQueueSpec, sameSpec, unknownDelivery } from './validate.ts';
 
 /** A body to load: its slot and the key it must still have (slots are reused). */
 export interface BodyRef {
@@ -294,26 +294,51 @@ export abstract class QueueEngine {
   private delivery(queue: string, consumerId: string, deliveryId: string): { q: QueueState; slot: number } {
     const q = this.queue(queue);
     const f = q.inflight.get(deliveryId);
-    if (!f || f.consumer !== consumerId) {
-      throw new MessagingError(
-        'UNKNOWN_DELIVERY',
-        `delivery "${deliveryId}" is unknown, settled, or not held by this consumer`,
-      );
-    }
+    if (!f || f.consumer !== consumerId) throw unknownDelivery(deliveryId);
     return { q, slot: f.slot };
   }
 
   ack(queue: string, consumerId: string, deliveryId: string): Promise<void> {
-    // Not async: a consumer's acks arrive by the hundred, and all of one group share the promise that
-    // `durable()` returns — an async function would add a promise and a microtask per ack.
-    if (this.gate || this.closed) return this.enter().then(() => this.ack(queue, consumerId, deliveryId));
+    return this.ackMany(queue, consumerId, [deliveryId]).then((unknown) => {
+      if (unknown.length > 0) throw unknownDelivery(deliveryId);
+    });
+  }
+
+  ackMany(queue: string, consumerId: string, deliveryIds: readonly string[]): Promise<string[]> {
+    // Not async, and applied before it returns: a consumer's acks arrive by the hundred, the caller
+    // refills the consumer's prefetch right after, and all acks of one group share the promise that
+    // `durable()` returns.
+    if (this.gate || this.closed)
+      return this.enter().then(() => this.ackMany(queue, consumerId, deliveryIds));
+    const unknown: string[] = [];
     try {
-      const { slot } = this.delivery(queue, consumerId, deliveryId);
-      this.emit({ t: 'ack', q: queue, key: this.state.keyOf(slot) });
+      const q = this.queue(queue);
+      // Out of `inflight` as they are found, so an id repeated in the batch is unknown the second time,
+      // as a second ack of it would be.
+      const taken: InFlight[] = [];
+      for (const id of deliveryIds) {
+        const f = q.inflight.get(id);
+        if (f && f.consumer === consumerId) {
+          q.inflight.delete(id);
+          taken.push(f);
+        } else unknown.push(id);
+      }
+      if (taken.length > 0) {
+        try {
+          this.emit(
+            taken.length === 1
+              ? { t: 'ack', q: queue, key: this.state.keyOf(taken[0]!.slot) }
+              : { t: 'acks', q: queue, keys: taken.map((f) => this.state.keyOf(f.slot)) },
+          );
+        } catch (err) {
+          for (const f of taken) q.inflight.set(f.id, f); // not journaled: still in flight
+          throw err;
+        }
+      }
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.durable();
+    return this.durable().then(() => unknown);
   }
 
   async nack(queue: string, consumerId: string, deliveryId: string, options: NackOptions): Promise<void> {

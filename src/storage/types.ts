@@ -242,6 +242,12 @@ export interface Storage {
   take(queue: string, consumerId: string, max: number): Promise<Delivery[]>;
   /** UNKNOWN_DELIVERY when unknown, already settled, timed out, or held by another consumer. */
   ack(queue: string, consumerId: string, deliveryId: string): Promise<void>;
+  /**
+   * A consumer's batch of acks on one queue, each settled on its own, journaled together. Resolves once
+   * they are durable with the ids that were not acked (unknown, already settled, timed out, or held by
+   * another consumer; empty when all were); rejects only when the acks could not be made durable.
+   */
+  ackMany(queue: string, consumerId: string, deliveryIds: readonly string[]): Promise<string[]>;
   /** Requeue (optionally delayed) or reject to the dead letters. Counts as a failed delivery. */
   nack(queue: string, consumerId: string, deliveryId: string, options: NackOptions): Promise<void>;
   /** Restarts the ack timeout of a delivery still being worked on. */

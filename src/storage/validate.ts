@@ -32,6 +32,14 @@ function bad(message: string): MessagingError {
 }
 
 /** Names of queues, streams and readers: 1–255 characters, no whitespace or control characters. */
+/** The error of an ack, nack or touch of a delivery this consumer does not hold (every engine's). */
+export function unknownDelivery(deliveryId: string): MessagingError {
+  return new MessagingError(
+    'UNKNOWN_DELIVERY',
+    `delivery "${deliveryId}" is unknown, settled, or not held by this consumer`,
+  );
+}
+
 export function checkName(kind: string, name: unknown): string {
   if (typeof name !== 'string' || name.length === 0 || name.length > 255 || /[\s\p{Cc}]/u.test(name)) {
     throw bad(`${kind} name must be 1-255 characters without whitespace or control characters`);

@@ -297,6 +297,30 @@ export function runStorageConformance(
       assert.deepEqual(await s.take('q', 'c1', 1), []);
     });
 
+    test('ackMany settles a batch, each on its own: unknown, foreign and repeated ids come back unacked', async () => {
+      const { s } = await setup();
+      await s.declareQueue({ name: 'q' });
+      for (const p of ['a', 'b', 'c', 'd']) await s.append('q', msg(p));
+      const [da, db, dc] = await s.take('q', 'c1', 3);
+      const [dd] = await s.take('q', 'c2', 1);
+      const unknown = await s.ackMany('q', 'c1', [
+        da!.delivery_id,
+        'no-such-delivery',
+        db!.delivery_id,
+        dd!.delivery_id, // held by c2
+        da!.delivery_id, // a repeat: settled by its first mention
+      ]);
+      assert.deepEqual(unknown, ['no-such-delivery', dd!.delivery_id, da!.delivery_id]);
+      assert.deepEqual(await s.ackMany('q', 'c1', []), []);
+      let st = await s.stats('q');
+      assert.deepEqual([st.depth, st.in_flight, st.acked_total], [0, 2, 2]);
+      assert.deepEqual(await s.ackMany('q', 'c1', [dc!.delivery_id]), []);
+      assert.deepEqual(await s.ackMany('q', 'c2', [dd!.delivery_id]), []);
+      st = await s.stats('q');
+      assert.deepEqual([st.depth, st.in_flight, st.acked_total], [0, 0, 4]);
+      await rejects(s.ackMany('nope', 'c1', [da!.delivery_id]), 'NOT_FOUND');
+    });
+
     test('nack with requeue redelivers in original order with delivery_count incremented', async () => {
       const { s } = await setup();
       await s.declareQueue({ name: 'q' });

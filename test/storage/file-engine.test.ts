@@ -149,6 +149,31 @@ describe('file engine', () => {
     await s.close();
   });
 
+  it("a consumer's batch of acks is one journal record, and survives reopen", async () => {
+    const dir = freshDir();
+    let s = await FileStorage.open(opts(dir, { segmentBytes: 1024 * 1024 }));
+    await s.declareQueue({ name: 'q' });
+    for (let i = 0; i < 10; i++) await s.append('q', { topic: 't', payload: enc.encode(`m${i}`) });
+    const ds = await s.take('q', 'c', 6);
+    const before = totalBytes(dir);
+    assert.deepEqual(
+      await s.ackMany(
+        'q',
+        'c',
+        ds.map((d) => d.delivery_id),
+      ),
+      [],
+    );
+    // One record: frame (8) + kind (1) + count (4) + 6 keys (48) + queue name (2 + 1).
+    assert.equal(totalBytes(dir) - before, 8 + 1 + 4 + 6 * 8 + 3);
+    await s.close();
+    s = await FileStorage.open(opts(dir, { segmentBytes: 1024 * 1024 }));
+    const st = await s.stats('q');
+    assert.deepEqual([st.depth, st.acked_total], [4, 6]);
+    assert.deepEqual(await drain(s, 'q'), ['m6', 'm7', 'm8', 'm9']);
+    await s.close();
+  });
+
   for (const damage of ['truncate', 'corrupt'] as const) {
     it(`a ${damage}d tail record is dropped with a warning and everything before survives`, async () => {
       const dir = freshDir();

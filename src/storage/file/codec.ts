@@ -7,7 +7,8 @@
  *   body     = 0x01 JSON                                   — every record but messages and acks
  *            | 0x02 u32 JSON length | JSON | payload bytes — `msg` records of earlier versions (read only)
  *            | 0x03 binary msg                             — `msg` records (see below)
- *            | 0x04 f64 key | str16 queue                  — `ack` records
+ *            | 0x04 f64 key | str16 queue                  — `ack` records (one ack)
+ *            | 0x05 u32 n | n × f64 key | str16 queue      — `acks` records (a consumer's batch)
  *
  *   binary msg = u8 flags (1 = carried, 2 = extras follow) | f64 key | f64 timestamp | u8 priority
  *                | str16 id | str16 topic
@@ -35,6 +36,7 @@ const KIND_JSON = 1;
 const KIND_MSG_JSON = 2;
 const KIND_MSG = 3;
 const KIND_ACK = 4;
+const KIND_ACKS = 5;
 
 const FLAG_CARRIED = 1;
 const FLAG_EXTRA = 2;
@@ -132,6 +134,19 @@ export function encodeRecord(rec: Rec): Buffer {
       b[8] = KIND_ACK;
       b.writeDoubleLE(rec.key, 9);
       putStr(b, 17, rec.q, n);
+      return seal(b);
+    }
+  }
+  if (rec.t === 'acks') {
+    const n = utf8Length(rec.q);
+    const keys = rec.keys;
+    if (n <= 0xffff) {
+      const b = frame(1 + 4 + 8 * keys.length + 2 + n);
+      b[8] = KIND_ACKS;
+      b.writeUInt32LE(keys.length, 9);
+      let o = 13;
+      for (let i = 0; i < keys.length; i++, o += 8) b.writeDoubleLE(keys[i]!, o);
+      putStr(b, o, rec.q, n);
       return seal(b);
     }
   }
@@ -279,6 +294,18 @@ export function decodeRecord(buf: Buffer, off: number): Scan {
       const n = buf.readUInt16LE(o + 8);
       if (o + 10 + n !== end) throw new Overrun();
       return { ok: true, rec: { t: 'ack', q: queueNames.get(buf, o + 10, end), key }, len };
+    }
+    if (kind === KIND_ACKS) {
+      const o = off + FRAME_BYTES + 1;
+      if (o + 4 > end) throw new Overrun();
+      const count = buf.readUInt32LE(o);
+      const at = o + 4 + 8 * count;
+      if (at + 2 > end) throw new Overrun();
+      const n = buf.readUInt16LE(at);
+      if (at + 2 + n !== end) throw new Overrun();
+      const keys = new Array<number>(count);
+      for (let i = 0; i < count; i++) keys[i] = buf.readDoubleLE(o + 4 + 8 * i);
+      return { ok: true, rec: { t: 'acks', q: queueNames.get(buf, at + 2, end), keys }, len };
     }
     if (kind === KIND_JSON) {
       const rec = JSON.parse(buf.toString('utf8', off + FRAME_BYTES + 1, end)) as Rec;

@@ -89,6 +89,8 @@ export type Rec =
       carried?: boolean;
     }
   | { t: 'ack'; q: string; key: number }
+  /** A consumer's batch of acks on one queue: one record instead of one per message. */
+  | { t: 'acks'; q: string; keys: number[] }
   | { t: 'requeue'; q: string; key: number; dc: number; nb: number }
   | { t: 'dead'; q: string; key: number; dc: number; reason: DeadLetterReason; at: number; error?: string }
   /** Dead letters back to the queue, each with a new FIFO position. */

@@ -115,14 +115,12 @@ export class State {
         return this.applyMsg(rec, loc);
       case 'ack': {
         const q = this.queues.get(rec.q);
-        if (!q) return;
-        // Counted even when compaction already dropped the message: the ack happened.
-        q.acked++;
-        const slot = this.entryOf(rec.key, q);
-        if (slot < 0) return;
-        this.touch(slot, loc);
-        this.detach(slot, q);
-        this.freeEntry(slot);
+        if (q) this.applyAck(q, rec.key, loc);
+        return;
+      }
+      case 'acks': {
+        const q = this.queues.get(rec.q);
+        if (q) for (const key of rec.keys) this.applyAck(q, key, loc);
         return;
       }
       case 'requeue': {
@@ -318,6 +316,16 @@ export class State {
     this.queueById.push(q);
     this.queues.set(spec.name, q);
     return q;
+  }
+
+  private applyAck(q: QueueState, key: number, loc: Loc | undefined): void {
+    // Counted even when compaction already dropped the message: the ack happened.
+    q.acked++;
+    const slot = this.entryOf(key, q);
+    if (slot < 0) return;
+    this.touch(slot, loc);
+    this.detach(slot, q);
+    this.freeEntry(slot);
   }
 
   private applyMsg(rec: MsgRec, loc: Loc | undefined): void {

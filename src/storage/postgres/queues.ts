@@ -23,7 +23,7 @@ import type {
   QueueStats,
   TickResult,
 } from '../types.ts';
-import { normalizeMessage, normalizeQueueSpec, sameSpec } from '../validate.ts';
+import { normalizeMessage, normalizeQueueSpec, sameSpec, unknownDelivery } from '../validate.ts';
 import { PgBase, type QueueRow } from './base.ts';
 import type { Sql } from './db.ts';
 import { insertMessage, KeyAllocator, loadMessages, type TxEffects } from './rows.ts';
@@ -382,22 +382,31 @@ export abstract class PgQueueEngine extends PgBase {
   }
 
   async ack(queue: string, consumerId: string, deliveryId: string): Promise<void> {
-    await this.db.tx(async (c) => {
+    const unknown = await this.ackMany(queue, consumerId, [deliveryId]);
+    if (unknown.length > 0) throw unknownDelivery(deliveryId);
+  }
+
+  /** One transaction and one DELETE for the whole batch. */
+  async ackMany(queue: string, consumerId: string, deliveryIds: readonly string[]): Promise<string[]> {
+    return this.db.tx(async (c) => {
       const gone = (
-        await c.query<{ key: number }>(
-          `DELETE FROM entries WHERE queue = $1 AND state = 'f' AND delivery_id = $2 AND consumer = $3
-           RETURNING key`,
-          [queue, deliveryId, this.consumerKey(consumerId)],
+        await c.query<{ key: number; delivery_id: string }>(
+          `DELETE FROM entries WHERE queue = $1 AND state = 'f' AND delivery_id = ANY($2::text[]) AND consumer = $3
+           RETURNING key, delivery_id`,
+          [queue, deliveryIds, this.consumerKey(consumerId)],
         )
       ).rows;
-      if (gone.length === 0) {
-        await this.queueRow(c, queue);
-        throw unknownDelivery(deliveryId);
+      if (gone.length === 0) await this.queueRow(c, queue); // NOT_FOUND for a missing queue
+      const acked = new Set(gone.map((g) => g.delivery_id));
+      // A repeated id is acked once; its repeats are unknown, as a second ack of it would be.
+      const unknown = deliveryIds.filter((id) => !acked.delete(id));
+      if (gone.length > 0) {
+        const fx = this.fx();
+        fx.count(queue, 'acked', gone.length);
+        fx.release(gone.map((g) => g.key));
+        await fx.apply(c);
       }
-      const fx = this.fx();
-      fx.count(queue, 'acked');
-      fx.release(gone.map((g) => g.key));
-      await fx.apply(c);
+      return unknown;
     });
   }
 
@@ -583,11 +592,4 @@ export abstract class PgQueueEngine extends PgBase {
     );
     for (const r of refs) fx.count(r.queue, 'dead');
   }
-}
-
-function unknownDelivery(deliveryId: string): MessagingError {
-  return new MessagingError(
-    'UNKNOWN_DELIVERY',
-    `delivery "${deliveryId}" is unknown, settled, or not held by this consumer`,
-  );
 }
