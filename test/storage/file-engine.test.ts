@@ -174,6 +174,24 @@ describe('file engine', () => {
     await s.close();
   });
 
+  it('a group mixing records larger than the journal slab with small ones is written whole, in order', async () => {
+    const dir = freshDir();
+    let s = await FileStorage.open(opts(dir, { segmentBytes: 4 * 1024 * 1024 }));
+    await s.declareQueue({ name: 'q' });
+    const big = (fill: number) => new Uint8Array(1536 * 1024).fill(fill); // > the 1 MiB slab
+    const sent = [enc.encode('a'), big(1), enc.encode('b'), big(2), enc.encode('c')];
+    // Appended without awaiting in between: they share groups.
+    await Promise.all(sent.map((payload) => s.append('q', { topic: 't', payload })));
+    await s.close();
+    s = await FileStorage.open(opts(dir, { segmentBytes: 4 * 1024 * 1024 }));
+    const got = await s.take('q', 'c', 10);
+    assert.deepEqual(
+      got.map((d) => [d.message.payload.length, d.message.payload[0], d.message.payload.at(-1)]),
+      sent.map((p) => [p.length, p[0], p.at(-1)]),
+    );
+    await s.close();
+  });
+
   for (const damage of ['truncate', 'corrupt'] as const) {
     it(`a ${damage}d tail record is dropped with a warning and everything before survives`, async () => {
       const dir = freshDir();

@@ -114,63 +114,113 @@ type MsgRec = Extract<Rec, { t: 'msg' }>;
 /** Head fields with their own binary slot; any other field travels in the extras JSON. */
 const HEAD_CORE = new Set(['id', 'topic', 'headers', 'priority', 'timestamp']);
 
-function frame(body: number): Buffer {
-  const b = Buffer.allocUnsafe(FRAME_BYTES + body);
-  b.writeUInt32LE(body, 0);
-  return b;
+/**
+ * Encoding is two steps so a record can be written straight into the journal's group buffer:
+ * `measureRecord` sizes it (and keeps what it worked out in the module state below), then
+ * `writeRecord` writes that record at a given place. Nothing may be measured in between.
+ */
+const enum Form {
+  Msg,
+  Ack,
+  Acks,
+  /** Pre-encoded body bytes (`json`): JSON records and the JSON-head message form. */
+  Bytes,
+}
+let form = Form.Bytes;
+let pending: Rec | undefined;
+/** Bytes of the record body (after the 8-byte frame). */
+let bodyBytes = 0;
+const EMPTY_BUF = Buffer.alloc(0);
+let json: Buffer = EMPTY_BUF;
+let idLen = 0;
+let topicLen = 0;
+let nameLen = 0;
+const qLens: number[] = [];
+const sLens: number[] = [];
+let extra: Buffer | undefined;
+
+/** Bytes of the encoded record, frame included. Prepares `writeRecord`. */
+export function measureRecord(rec: Rec): number {
+  pending = rec;
+  if (rec.t === 'msg') {
+    if (measureMsg(rec)) form = Form.Msg;
+    else {
+      const { payload, ...rest } = rec;
+      const head = Buffer.from(JSON.stringify(rest));
+      json = Buffer.allocUnsafe(1 + 4 + head.length + (payload?.length ?? 0));
+      json[0] = KIND_MSG_JSON;
+      json.writeUInt32LE(head.length, 1);
+      head.copy(json, 5);
+      if (payload) json.set(payload, 5 + head.length);
+      form = Form.Bytes;
+      bodyBytes = json.length;
+    }
+    return FRAME_BYTES + bodyBytes;
+  }
+  if (rec.t === 'ack' || rec.t === 'acks') {
+    nameLen = utf8Length(rec.q);
+    if (nameLen <= 0xffff) {
+      form = rec.t === 'ack' ? Form.Ack : Form.Acks;
+      bodyBytes = rec.t === 'ack' ? 1 + 8 + 2 + nameLen : 1 + 4 + 8 * rec.keys.length + 2 + nameLen;
+      return FRAME_BYTES + bodyBytes;
+    }
+  }
+  const text = Buffer.from(JSON.stringify(rec));
+  json = Buffer.allocUnsafe(1 + text.length);
+  json[0] = KIND_JSON;
+  text.copy(json, 1);
+  form = Form.Bytes;
+  bodyBytes = json.length;
+  return FRAME_BYTES + bodyBytes;
 }
 
-function seal(b: Buffer): Buffer {
-  b.writeUInt32LE(crc32c(b, FRAME_BYTES), 4);
-  return b;
+/** Writes the record last measured at `b[o, o + measured size)`, checksum included. */
+export function writeRecord(b: Buffer, o: number): void {
+  const rec = pending!;
+  pending = undefined;
+  b.writeUInt32LE(bodyBytes, o);
+  const body = o + FRAME_BYTES;
+  if (form === Form.Msg) writeMsg(rec as MsgRec, b, body);
+  else if (form === Form.Ack) {
+    const ack = rec as Extract<Rec, { t: 'ack' }>;
+    b[body] = KIND_ACK;
+    b.writeDoubleLE(ack.key, body + 1);
+    putStr(b, body + 9, ack.q, nameLen);
+  } else if (form === Form.Acks) {
+    const { keys, q } = rec as Extract<Rec, { t: 'acks' }>;
+    b[body] = KIND_ACKS;
+    b.writeUInt32LE(keys.length, body + 1);
+    let at = body + 5;
+    for (let i = 0; i < keys.length; i++, at += 8) b.writeDoubleLE(keys[i]!, at);
+    putStr(b, at, q, nameLen);
+  } else {
+    json.copy(b, body);
+    json = EMPTY_BUF; // do not keep a large payload alive
+  }
+  b.writeUInt32LE(crc32c(b, body, body + bodyBytes), o + 4);
 }
 
+/** A record on its own (segment heads, tests). */
 export function encodeRecord(rec: Rec): Buffer {
-  if (rec.t === 'msg') return encodeMsg(rec) ?? encodeMsgJson(rec);
-  if (rec.t === 'ack') {
-    const n = utf8Length(rec.q);
-    if (n <= 0xffff) {
-      const b = frame(1 + 8 + 2 + n);
-      b[8] = KIND_ACK;
-      b.writeDoubleLE(rec.key, 9);
-      putStr(b, 17, rec.q, n);
-      return seal(b);
-    }
-  }
-  if (rec.t === 'acks') {
-    const n = utf8Length(rec.q);
-    const keys = rec.keys;
-    if (n <= 0xffff) {
-      const b = frame(1 + 4 + 8 * keys.length + 2 + n);
-      b[8] = KIND_ACKS;
-      b.writeUInt32LE(keys.length, 9);
-      let o = 13;
-      for (let i = 0; i < keys.length; i++, o += 8) b.writeDoubleLE(keys[i]!, o);
-      putStr(b, o, rec.q, n);
-      return seal(b);
-    }
-  }
-  const json = Buffer.from(JSON.stringify(rec));
-  const b = frame(1 + json.length);
-  b[8] = KIND_JSON;
-  json.copy(b, 9);
-  return seal(b);
+  const b = Buffer.allocUnsafe(measureRecord(rec));
+  writeRecord(b, 0);
+  return b;
 }
 
-/** The binary form, or undefined for a message it cannot hold (a field past its width). */
-function encodeMsg(rec: MsgRec): Buffer | undefined {
+/** Sizes the binary form; false for a message it cannot hold (a field past its width). */
+function measureMsg(rec: MsgRec): boolean {
   const head = rec.head;
   const { priority, timestamp } = head;
   if (!(priority >= 0 && priority <= 255 && Number.isInteger(priority)) || typeof timestamp !== 'number')
-    return undefined;
+    return false;
   const qs = rec.queues;
   const ss = rec.streams;
-  if (qs.length > 0xffff || ss.length > 0xffff) return undefined;
-  const idLen = utf8Length(head.id);
-  const topicLen = utf8Length(head.topic);
+  if (qs.length > 0xffff || ss.length > 0xffff) return false;
+  idLen = utf8Length(head.id);
+  topicLen = utf8Length(head.topic);
   let size = 1 + 1 + 8 + 8 + 1 + 2 + idLen + 2 + topicLen + 2 + 2;
   let wide = idLen > 0xffff || topicLen > 0xffff;
-  const qLens = new Array<number>(qs.length);
+  qLens.length = qs.length;
   let dead: Record<number, unknown> | undefined;
   for (let i = 0; i < qs.length; i++) {
     const f = qs[i]!;
@@ -180,39 +230,41 @@ function encodeMsg(rec: MsgRec): Buffer | undefined {
     size += 2 + n + 8 + 4 + 8 + 8;
     if (f.dead) (dead ??= {})[i] = f.dead;
   }
-  const sLens = new Array<number>(ss.length);
+  sLens.length = ss.length;
   for (let i = 0; i < ss.length; i++) {
     const n = utf8Length(ss[i]!.s);
     sLens[i] = n;
     wide ||= n > 0xffff;
     size += 2 + n + 8;
   }
-  if (wide) return undefined;
-  let extra: Buffer | undefined;
+  if (wide) return false;
   let rare: Record<string, unknown> | undefined;
   for (const k in head) {
     const v = (head as unknown as Record<string, unknown>)[k];
     if (v === undefined || (k === 'headers' ? isEmpty(head.headers) : HEAD_CORE.has(k))) continue;
     (rare ??= {})[k] = v;
   }
+  extra = undefined;
   if (rare || dead) {
     extra = Buffer.from(
       JSON.stringify(rare && dead ? { h: rare, d: dead } : rare ? { h: rare } : { d: dead }),
     );
     size += 4 + extra.length;
   }
-  const payload = rec.payload;
-  size += payload?.length ?? 0;
+  bodyBytes = size + (rec.payload?.length ?? 0);
+  return true;
+}
 
-  const b = frame(size);
-  let o = FRAME_BYTES;
+function writeMsg(rec: MsgRec, b: Buffer, o: number): void {
+  const head = rec.head;
   b[o++] = KIND_MSG;
   b[o++] = (rec.carried ? FLAG_CARRIED : 0) | (extra ? FLAG_EXTRA : 0);
   b.writeDoubleLE(rec.key, o);
-  b.writeDoubleLE(timestamp, o + 8);
-  b[o + 16] = priority;
+  b.writeDoubleLE(head.timestamp, o + 8);
+  b[o + 16] = head.priority;
   o = putStr(b, o + 17, head.id, idLen);
   o = putStr(b, o, head.topic, topicLen);
+  const qs = rec.queues;
   b.writeUInt16LE(qs.length, o);
   o += 2;
   for (let i = 0; i < qs.length; i++) {
@@ -224,6 +276,7 @@ function encodeMsg(rec: MsgRec): Buffer | undefined {
     b.writeDoubleLE(f.ex, o + 20);
     o += 28;
   }
+  const ss = rec.streams;
   b.writeUInt16LE(ss.length, o);
   o += 2;
   for (let i = 0; i < ss.length; i++) {
@@ -235,26 +288,15 @@ function encodeMsg(rec: MsgRec): Buffer | undefined {
     b.writeUInt32LE(extra.length, o);
     extra.copy(b, o + 4);
     o += 4 + extra.length;
+    extra = undefined;
   }
+  const payload = rec.payload;
   if (payload?.length) b.set(payload, o);
-  return seal(b);
 }
 
 function isEmpty(o: Record<string, string> | undefined): boolean {
   for (const _ in o) return false;
   return true;
-}
-
-/** The JSON-head form of earlier versions: the fallback for a message the binary form cannot hold. */
-function encodeMsgJson(rec: MsgRec): Buffer {
-  const { payload, ...rest } = rec;
-  const json = Buffer.from(JSON.stringify(rest));
-  const b = frame(1 + 4 + json.length + (payload?.length ?? 0));
-  b[8] = KIND_MSG_JSON;
-  b.writeUInt32LE(json.length, 9);
-  json.copy(b, 13);
-  if (payload) b.set(payload, 13 + json.length);
-  return seal(b);
 }
 
 // ---- decoding ------------------------------------------------------------------------------------
@@ -337,7 +379,6 @@ function view(buf: Buffer, start: number, end: number): Uint8Array {
  * The binary reader's cursor: module state rather than closures, since decoding never re-enters and a
  * closure per record costs more than the rest of the decoding (replay reads millions of them).
  */
-const EMPTY_BUF = Buffer.alloc(0);
 let rbuf: Buffer = EMPTY_BUF;
 let rpos = 0;
 let rend = 0;

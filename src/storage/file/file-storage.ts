@@ -21,7 +21,7 @@ import type { FsyncPolicy, Logger, Message } from '../types.ts';
 import { BodyCache } from './cache.ts';
 import { DirLock } from './lock.ts';
 import { liveMessages, liveTasks } from './carry.ts';
-import { decodeRecord, encodeRecord } from './codec.ts';
+import { decodeRecord } from './codec.ts';
 import { recover } from './recovery.ts';
 import { defaultIo, SegmentLog, segmentPath, type SegmentIo } from './segment-log.ts';
 
@@ -160,7 +160,7 @@ export class FileStorage extends BaseStorage {
       io: this.o.io,
       activeSeg: fresh ? (last?.seg ?? 0) + 1 : last.seg,
       activeSize: fresh ? 0 : last.size,
-      segmentHead: () => encodeRecord(this.state.snapshot()),
+      segmentHead: () => this.state.snapshot(),
       onFailure: (err) => this.onLogFailure(err),
       onRoll: (seg, size) => {
         const st = this.stat(seg);
@@ -185,7 +185,7 @@ export class FileStorage extends BaseStorage {
 
   protected write(rec: Rec): Loc {
     try {
-      return this.log.append(encodeRecord(rec));
+      return this.log.append(rec);
     } catch (err) {
       throw storageError(err);
     }

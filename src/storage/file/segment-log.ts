@@ -15,8 +15,8 @@ import { constants } from 'node:fs';
 import { open, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { FsyncPolicy } from '../types.ts';
-import type { Loc } from '../internal/records.ts';
-import { encodeHeader } from './codec.ts';
+import type { Loc, Rec } from '../internal/records.ts';
+import { encodeHeader, measureRecord, writeRecord } from './codec.ts';
 
 export function segmentPath(dir: string, seg: number): string {
   return join(dir, `${String(seg).padStart(10, '0')}.seg`);
@@ -60,19 +60,29 @@ export interface SegmentLogOptions {
   /** The segment to continue and its current size (0 to start a fresh one). */
   activeSeg: number;
   activeSize: number;
-  /** Encoded control-state record that heads every new segment. */
-  segmentHead: () => Buffer;
+  /** The control-state record that heads every new segment. */
+  segmentHead: () => Rec;
   /** A group failed to be written: nothing after it was written either. */
   onFailure: (err: unknown) => void;
   /** A new segment was started (the previous one is now closed). */
   onRoll: (closedSeg: number, size: number) => void;
 }
 
+/** Contiguous bytes of one segment, queued for the next group: one write each. */
 interface Chunk {
   seg: number;
+  /** Where in the segment file they go. */
   off: number;
-  buf: Buffer;
+  slab: Buffer;
+  start: number;
+  end: number;
 }
+
+/**
+ * Records are encoded straight into a slab, one after another, so a group is a few runs of one buffer:
+ * no buffer per record and no copy to join them. A full slab is left to the writes still using it.
+ */
+const SLAB_BYTES = 1024 * 1024;
 
 interface Waiter {
   promise: Promise<void>;
@@ -98,6 +108,9 @@ export class SegmentLog {
   private activeSize: number;
   private recordsInActive = 0;
   private queue: Chunk[] = [];
+  private slab = Buffer.allocUnsafe(SLAB_BYTES);
+  /** Where the next record goes in `slab`. */
+  private slabEnd = 0;
   private queuedRecords = 0;
   private group: Waiter | null = null;
   private writing: Waiter | null = null;
@@ -125,30 +138,57 @@ export class SegmentLog {
     return this.groupsQueued;
   }
 
-  /** Places one encoded record; it is written with the next group. */
-  append(buf: Buffer): Loc {
+  /** Encodes and places one record; it is written with the next group. */
+  append(rec: Rec): Loc {
     if (this.failed) throw this.failed;
-    if (this.activeSize + buf.length > this.o.segmentBytes && this.recordsInActive > 0) {
+    let size = measureRecord(rec);
+    if (this.activeSize + size > this.o.segmentBytes && this.recordsInActive > 0) {
       const closed = this.activeSeg;
-      const size = this.activeSize;
+      const closedSize = this.activeSize;
       this.startSegment(this.activeSeg + 1);
-      this.o.onRoll(closed, size);
+      this.o.onRoll(closed, closedSize);
+      size = measureRecord(rec); // the segment head was measured in between
     }
-    return this.place(buf);
+    return this.place(size);
   }
 
   private startSegment(seg: number): void {
     this.activeSeg = seg;
     this.activeSize = 0;
     this.recordsInActive = 0;
-    this.place(encodeHeader(seg), false);
-    this.place(this.o.segmentHead(), false);
+    const header = encodeHeader(seg);
+    const at = this.reserve(header.length);
+    header.copy(this.slab, at);
+    this.queueBytes(header.length, false);
+    this.place(measureRecord(this.o.segmentHead()), false);
   }
 
-  private place(buf: Buffer, counts = true): Loc {
-    const loc = { seg: this.activeSeg, off: this.activeSize, len: buf.length };
-    this.queue.push({ seg: loc.seg, off: loc.off, buf });
-    this.activeSize += buf.length;
+  /** Room for `size` bytes at the end of the slab; returns where. */
+  private reserve(size: number): number {
+    if (this.slabEnd + size > this.slab.length) {
+      this.slab = Buffer.allocUnsafe(Math.max(SLAB_BYTES, size));
+      this.slabEnd = 0;
+    }
+    const at = this.slabEnd;
+    this.slabEnd += size;
+    return at;
+  }
+
+  /** Writes the measured record into the slab and queues it. */
+  private place(size: number, counts = true): Loc {
+    const at = this.reserve(size); // first: it may start a new slab
+    writeRecord(this.slab, at);
+    return this.queueBytes(size, counts);
+  }
+
+  /** Queues the `size` bytes that end the slab, at the end of the active segment. */
+  private queueBytes(size: number, counts: boolean): Loc {
+    const loc = { seg: this.activeSeg, off: this.activeSize, len: size };
+    const start = this.slabEnd - size;
+    const last = this.queue[this.queue.length - 1];
+    if (last && last.slab === this.slab && last.end === start && last.seg === loc.seg) last.end += size;
+    else this.queue.push({ seg: loc.seg, off: loc.off, slab: this.slab, start, end: this.slabEnd });
+    this.activeSize += size;
     if (counts) {
       this.recordsInActive++;
       this.queuedRecords++;
@@ -219,32 +259,20 @@ export class SegmentLog {
       }
       this.writing = null;
     }
+    // Nothing queued or being written refers to the slab any more: start it again from the top.
+    if (!this.failed) this.slabEnd = 0;
   }
 
   private async writeChunks(chunks: Chunk[]): Promise<void> {
     let created = false;
-    for (let i = 0; i < chunks.length;) {
-      // Consecutive chunks of one segment are contiguous: one write for all of them.
-      const seg = chunks[i]!.seg;
-      const off = chunks[i]!.off;
-      let j = i;
-      let bytes = 0;
-      while (j < chunks.length && chunks[j]!.seg === seg) bytes += chunks[j++]!.buf.length;
-      const buf =
-        j - i === 1
-          ? chunks[i]!.buf
-          : Buffer.concat(
-              chunks.slice(i, j).map((c) => c.buf),
-              bytes,
-            );
+    for (const { seg, off, slab, start, end } of chunks) {
       let fh = this.files.get(seg);
       if (!fh) {
         fh = await open(segmentPath(this.o.dir, seg), segmentOpenFlags(off === 0, this.o.fsync !== 'none'));
         this.files.set(seg, fh);
         created ||= off === 0;
       }
-      await this.o.io.write(fh, buf, off);
-      i = j;
+      await this.o.io.write(fh, slab.subarray(start, end), off);
     }
     // The writes themselves were durable (O_DSYNC); a new segment also needs its directory entry.
     if (this.o.fsync !== 'none' && created) await syncDir(this.o.dir);
