@@ -111,8 +111,21 @@ const topics = new NameCache();
 
 type MsgRec = Extract<Rec, { t: 'msg' }>;
 
-/** Head fields with their own binary slot; any other field travels in the extras JSON. */
-const HEAD_CORE = new Set(['id', 'topic', 'headers', 'priority', 'timestamp']);
+/**
+ * Head fields without a binary slot: they travel in the extras JSON (with non-empty `headers`). Named one
+ * by one rather than found with for…in, which cost a tenth of a message's encoding.
+ */
+type RareField = Exclude<keyof MessageHead, 'id' | 'topic' | 'headers' | 'priority' | 'timestamp'>;
+/** Every rare field, checked by the compiler: a new head field must be added here to be journaled. */
+const RARE_FIELDS: Record<RareField, true> = {
+  ttl_ms: true,
+  deliver_at: true,
+  correlation_id: true,
+  reply_to: true,
+  type: true,
+  trace_id: true,
+};
+const HEAD_RARE = Object.keys(RARE_FIELDS) as RareField[];
 
 /**
  * Encoding is two steps so a record can be written straight into the journal's group buffer:
@@ -220,7 +233,6 @@ function measureMsg(rec: MsgRec): boolean {
   topicLen = utf8Length(head.topic);
   let size = 1 + 1 + 8 + 8 + 1 + 2 + idLen + 2 + topicLen + 2 + 2;
   let wide = idLen > 0xffff || topicLen > 0xffff;
-  qLens.length = qs.length;
   let dead: Record<number, unknown> | undefined;
   for (let i = 0; i < qs.length; i++) {
     const f = qs[i]!;
@@ -230,7 +242,6 @@ function measureMsg(rec: MsgRec): boolean {
     size += 2 + n + 8 + 4 + 8 + 8;
     if (f.dead) (dead ??= {})[i] = f.dead;
   }
-  sLens.length = ss.length;
   for (let i = 0; i < ss.length; i++) {
     const n = utf8Length(ss[i]!.s);
     sLens[i] = n;
@@ -239,10 +250,10 @@ function measureMsg(rec: MsgRec): boolean {
   }
   if (wide) return false;
   let rare: Record<string, unknown> | undefined;
-  for (const k in head) {
-    const v = (head as unknown as Record<string, unknown>)[k];
-    if (v === undefined || (k === 'headers' ? isEmpty(head.headers) : HEAD_CORE.has(k))) continue;
-    (rare ??= {})[k] = v;
+  if (!isEmpty(head.headers)) (rare ??= {}).headers = head.headers;
+  for (const k of HEAD_RARE) {
+    const v = head[k];
+    if (v !== undefined) (rare ??= {})[k] = v;
   }
   extra = undefined;
   if (rare || dead) {
