@@ -256,6 +256,22 @@ describe('BodyCache', () => {
     assert.equal(cache.get(5000, 8), undefined);
   });
 
+  it('finds entries across pages of slots, also after a page emptied and filled again', () => {
+    const cache = new BodyCache(10_000_000, () => Infinity);
+    const slots = [0, 1023, 1024, 5000, 70_000];
+    for (const h of slots) cache.add(h, h, msg(h));
+    for (const h of slots) assert.equal(cache.get(h, h)?.id, String(h));
+    cache.delete(1024);
+    cache.delete(0);
+    cache.delete(1023);
+    assert.equal(cache.get(1024, 1024), undefined);
+    assert.equal(cache.get(0, 0), undefined);
+    cache.add(1023, 9, msg(9));
+    assert.equal(cache.get(1023, 9)?.id, '9');
+    assert.equal(cache.get(5000, 5000)?.id, '5000');
+    assert.equal(cache.get(70_000, 70_000)?.id, '70000');
+  });
+
   it('lets idle entries give way so new messages are cached again', () => {
     const cache = new BodyCache(10_000, () => Infinity);
     for (let h = 0; h < 10; h++) cache.put(h, h, msg(h));

@@ -32,14 +32,25 @@ const OVERHEAD = 256;
 /** An entry unread while this many cache budgets of newer entries went by is idle. */
 const IDLE_BUDGETS = 4;
 
+/** Slots per page of the slot index. */
+const PAGE_BITS = 10;
+const PAGE_MASK = (1 << PAGE_BITS) - 1;
+
+interface Page {
+  entries: (Entry | undefined)[];
+  /** Entries held: an empty page is dropped. */
+  live: number;
+}
+
 /**
- * Entries are found by slot in an array (slots are small dense numbers; an array slot is an eighth of
- * the cost of a Map entry, measured on the publish path) and aged by `order`, the entries in put order.
- * `order` keeps entries that have since left (a stale entry is recognised by `bySlot[e.h] !== e`), and
- * is compacted once they are most of it.
+ * Entries are found by slot (slots are small dense numbers) in pages of 1024 array slots — cheaper than
+ * a Map of tens of thousands on the publish path; pages rather than one array because one array would
+ * span every stored message's slot and grow by copying, where pages exist only where cached entries
+ * are — and aged by `order`, the entries in put order. `order` keeps entries that have since left (a
+ * stale entry is recognised by `entryAt(e.h) !== e`), and is compacted once they are most of it.
  */
 export class BodyCache {
-  private readonly bySlot: (Entry | undefined)[] = [];
+  private readonly pages: (Page | undefined)[] = [];
   private count = 0;
   private order: Entry[] = [];
   private orderHead = 0;
@@ -60,7 +71,7 @@ export class BodyCache {
    * it leaves the cache unless its record is not on disk yet.
    */
   get(h: number, key: number, delivered = false): Message | undefined {
-    const e = this.bySlot[h];
+    const e = this.entryAt(h);
     if (!e || e.key !== key) return undefined;
     if (delivered && e.group <= this.groupsWritten()) this.remove(e);
     return e.msg;
@@ -76,8 +87,15 @@ export class BodyCache {
     const bytes = msg.payload.byteLength + OVERHEAD;
     const e: Entry = { h, key, msg, bytes, group, at: this.putBytes };
     this.putBytes += bytes;
-    while (this.bySlot.length < h) this.bySlot.push(undefined); // no holes: the array stays packed
-    this.bySlot[h] = e;
+    const p = h >>> PAGE_BITS;
+    while (this.pages.length < p) this.pages.push(undefined); // no holes: the array stays packed
+    let page = this.pages[p];
+    if (!page) {
+      page = { entries: new Array<Entry | undefined>(PAGE_MASK + 1).fill(undefined), live: 0 };
+      this.pages[p] = page;
+    }
+    page.entries[h & PAGE_MASK] = e;
+    page.live++;
     this.count++;
     this.order.push(e);
     this.bytes += bytes;
@@ -86,12 +104,12 @@ export class BodyCache {
   }
 
   delete(h: number): void {
-    const e = this.bySlot[h];
+    const e = this.entryAt(h);
     if (e) this.remove(e);
   }
 
   clear(): void {
-    this.bySlot.length = 0;
+    this.pages.length = 0;
     this.count = 0;
     this.order = [];
     this.orderHead = 0;
@@ -100,14 +118,21 @@ export class BodyCache {
     this.spillHead = 0;
   }
 
+  private entryAt(h: number): Entry | undefined {
+    return this.pages[h >>> PAGE_BITS]?.entries[h & PAGE_MASK];
+  }
+
   private remove(e: Entry): void {
-    this.bySlot[e.h] = undefined;
+    const p = e.h >>> PAGE_BITS;
+    const page = this.pages[p]!;
+    page.entries[e.h & PAGE_MASK] = undefined;
+    if (--page.live === 0) this.pages[p] = undefined;
     this.count--;
     this.bytes -= e.bytes;
   }
 
   private isCached(e: Entry): boolean {
-    return this.bySlot[e.h] === e;
+    return this.entryAt(e.h) === e;
   }
 
   private compactOrder(): void {
