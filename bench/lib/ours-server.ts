@@ -58,6 +58,7 @@ export async function startOursServer(options: OursServerOptions = {}): Promise<
     process.execPath,
     [
       '--no-memory-reducer', // as every launcher of the server (see bin/messaging_server.js)
+      ...(process.env.BENCH_SERVER_NODE_FLAGS?.split(' ').filter(Boolean) ?? []),
       'bin/messaging_server.js',
       '--storage',
       options.postgres ? 'postgres' : options.memory ? 'memory' : 'file',
