@@ -38,6 +38,21 @@ export function crc32c(data: Uint8Array, start = 0, end = data.length, crc = 0):
 }
 
 /**
+ * A 32-bit view of the buffer last checksummed: records are encoded one after another into the same
+ * journal slab, so one view serves them all instead of a new view object per record.
+ */
+let viewed: ArrayBufferLike | undefined;
+let view = new Int32Array(0);
+
+function wordsOf(buffer: ArrayBufferLike): Int32Array {
+  if (buffer !== viewed) {
+    view = new Int32Array(buffer, 0, buffer.byteLength >>> 2);
+    viewed = buffer;
+  }
+  return view;
+}
+
+/**
  * Sixteen bytes per step, read as four aligned 32-bit words: four loads instead of sixteen and no byte
  * assembly. ≈ 1.4× the slicing-by-8 it replaced, and ≈ 2× bytewise, on a 340-byte journal record —
  * every record is checksummed on the event loop.
@@ -47,8 +62,9 @@ function crcWords(data: Uint8Array, start: number, end: number, crc: number): nu
   let i = start;
   for (; ((data.byteOffset + i) & 3) !== 0; i++) c = T[(c ^ data[i]!) & 0xff]! ^ (c >>> 8);
   const n = ((end - i) >>> 4) << 2;
-  const words = new Int32Array(data.buffer, data.byteOffset + i, n);
-  for (let w = 0; w < n; w += 4) {
+  const words = wordsOf(data.buffer);
+  const first = (data.byteOffset + i) >>> 2;
+  for (let w = first; w < first + n; w += 4) {
     const a = c ^ words[w]!;
     const b = words[w + 1]!;
     const d = words[w + 2]!;
