@@ -42,9 +42,9 @@ export function crc32c(data: Uint8Array, start = 0, end = data.length, crc = 0):
  * journal slab, so one view serves them all instead of a new view object per record.
  */
 let viewed: ArrayBufferLike | undefined;
-let view = new Int32Array(0);
+let view: Int32Array<ArrayBufferLike> = new Int32Array(0);
 
-function wordsOf(buffer: ArrayBufferLike): Int32Array {
+function wordsOf(buffer: ArrayBufferLike): Int32Array<ArrayBufferLike> {
   if (buffer !== viewed) {
     view = new Int32Array(buffer, 0, buffer.byteLength >>> 2);
     viewed = buffer;
