@@ -27,7 +27,8 @@ function runBench(
       reject(new Error(`bench did not finish within ${limitMs} ms\n${stdout}\n${stderr}`));
     }, limitMs);
     child.on('error', reject);
-    child.on('exit', (code) => {
+    child.on('close', (code) => {
+      // 'close': after stdout and stderr are read to the end ('exit' can come before)
       clearTimeout(timer);
       resolve({ code, stdout, stderr });
     });

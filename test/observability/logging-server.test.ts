@@ -198,7 +198,7 @@ test('the values of secret settings never appear in console, file or --print-con
     let text = '';
     child.stdout.on('data', (d: Buffer) => (text += d.toString()));
     child.stderr.on('data', (d: Buffer) => (text += d.toString()));
-    child.on('exit', () => resolve(text));
+    child.on('close', () => resolve(text)); // after the output is all read, unlike 'exit'
   });
   assert.ok(existsSync(logFile));
   const outputs = { console: server.output(), file: readFileSync(logFile, 'utf8'), printed };

@@ -138,7 +138,7 @@ describe('messaging_server binary', () => {
       client.write(encodeControl(FrameType.SUB, 2, { sid: 1, pattern: 'x' }));
       await client.next((f) => f.type === FrameType.OK);
       child.kill('SIGTERM');
-      const code = await new Promise<number | null>((r) => child.on('exit', (c) => r(c)));
+      const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c))); // output read to the end
       assert.equal(code, 0, out);
       const err = await client.error();
       assert.equal(err.code, 'SERVER_SHUTTING_DOWN');
