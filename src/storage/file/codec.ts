@@ -213,7 +213,7 @@ export function writeRecord(b: Buffer, o: number): void {
   b.writeUInt32LE(crc32c(b, body, body + bodyBytes), o + 4);
 }
 
-/** A record on its own (segment heads, tests). */
+/** A record in a buffer of its own (the journal writes into its slab instead; tests and tools use this). */
 export function encodeRecord(rec: Rec): Buffer {
   const b = Buffer.allocUnsafe(measureRecord(rec));
   writeRecord(b, 0);
